@@ -1,0 +1,1 @@
+"""vlakit.components.action_tokenizers."""

@@ -1,0 +1,1 @@
+"""vlakit.components.time_conditioning."""

@@ -1,0 +1,1 @@
+"""Registered data sources. Importing this package registers the built-ins."""

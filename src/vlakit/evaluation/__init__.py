@@ -1,0 +1,1 @@
+"""vlakit.evaluation."""

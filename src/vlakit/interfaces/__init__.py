@@ -1,0 +1,1 @@
+"""One small abstract class per component kind. Interfaces never import implementations."""

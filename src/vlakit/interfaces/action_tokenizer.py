@@ -1,0 +1,68 @@
+"""Action tokenizer interface: action chunks ``[H, A]`` <-> integer codes in ``[0, vocab_size)``.
+
+Action tokenizers know nothing of any language vocabulary: the autoregressive head owns the map
+from codes to LM token ids.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class DecodeResult:
+    """Result of decoding a batch of code sequences.
+
+    Attributes:
+        actions: float32 ``[B, H, A]``; rows where ``ok`` is False are NaN (never zeros).
+        ok: bool ``[B]``.
+        errors: B messages (None where ok).
+    """
+
+    actions: np.ndarray
+    ok: np.ndarray
+    errors: list[str | None]
+
+
+class ActionTokenizer(ABC):
+    """Turns normalised action chunks into discrete codes and back.
+
+    ``encode`` takes float ``[B, H, A]`` (or ``[H, A]``) in normalised units (about [-1, 1]) and
+    returns one list of ints per chunk. ``decode`` is its inverse and reports per-sample failure.
+    """
+
+    Config: ClassVar[type]
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of distinct codes; every code is in ``[0, vocab_size)``."""
+
+    @abstractmethod
+    def encode(self, actions: np.ndarray) -> list[list[int]]:
+        """float ``[B, H, A]`` -> B code lists. Raises ValueError on wrong rank or non-finite input."""
+
+    @abstractmethod
+    def decode(self, codes: list[list[int]], *, horizon: int, action_dim: int) -> DecodeResult:
+        """B code lists -> :class:`DecodeResult` with ``actions`` ``[B, horizon, action_dim]``."""
+
+    def fit(self, chunks: np.ndarray, **kwargs: Any) -> None:  # noqa: B027 - optional
+        """Fit data-dependent parts (e.g. BPE merges) on float ``[N, H, A]`` chunks. Default: no-op."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return True
+
+    @abstractmethod
+    def save(self, folder: str | Path) -> None:
+        """Write everything needed to rebuild this tokenizer into ``folder``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: str | Path) -> ActionTokenizer:
+        """Rebuild a tokenizer saved by :meth:`save`."""

@@ -1,0 +1,1 @@
+"""Declarative recipes: pydantic schema, YAML loading (extends, overrides) and the composition root."""

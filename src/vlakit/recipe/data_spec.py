@@ -1,0 +1,30 @@
+"""The ``data:`` section: the weighted mixture of sources and how batches are made."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from vlakit.config import FrozenModel
+from vlakit.recipe.fields import Component
+
+
+class DataSpec(FrozenModel):
+    """Co-training mixture. Each source's ``weight`` is its sampling share."""
+
+    sources: dict[str, Component("data_sources")] = Field(min_length=1)  # type: ignore[valid-type]
+    batch_size: int = Field(32, ge=1)
+    num_workers: int = Field(0, ge=0)
+    normalization: Literal["quantile", "mean_std"] = "quantile"
+    #: where generated/cached datasets live (relative paths are relative to the working directory)
+    cache_dir: str = ".cache/vlakit/data"
+    seed: int = 0
+
+    @field_validator("sources")
+    @classmethod
+    def _positive_weights(cls, v: dict) -> dict:
+        total = sum(float(getattr(s, "weight", 1.0)) for s in v.values())
+        if total <= 0:
+            raise ValueError("source weights must sum to a positive number")
+        return v

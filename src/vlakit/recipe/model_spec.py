@@ -1,0 +1,67 @@
+"""The ``model:`` section of a recipe: which components make the policy, and its geometry."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from vlakit.config import FrozenModel
+from vlakit.recipe.fields import Component
+
+
+class InferenceSpec(FrozenModel):
+    """How the policy acts at inference time."""
+
+    #: which head produces the executed actions: the flow-matching expert or FAST decoding
+    actions_from: Literal["flow_matching", "fast_autoregressive"] = "flow_matching"
+    #: hierarchical inference: greedily decode the next subtask text before acting
+    predict_subtask: bool = False
+    max_subtask_tokens: int = Field(16, ge=1)
+    #: Euler steps for flow matching (None = the head's default)
+    num_steps: int | None = Field(None, ge=1)
+
+
+class ModelSpec(FrozenModel):
+    """Components and sequence geometry of a :class:`~vlakit.policy.VLAPolicy`."""
+
+    cameras: list[str] = Field(default_factory=lambda: ["base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"],
+                               min_length=1)
+    max_action_dim: int = Field(32, ge=1, description="state/action are zero-padded to this width")
+    horizon: int = Field(50, ge=1, description="action chunk length H")
+    max_token_len: int = Field(200, ge=8, description="max prompt tokens (prompt + state text)")
+    max_target_tokens: int = Field(32, ge=1, description="max tokens of predicted text (subtask/answer)")
+    vision: Component("vision_encoders")  # type: ignore[valid-type]
+    language: Component("language_backbones")  # type: ignore[valid-type]
+    text_tokenizer: Component("text_tokenizers", default_type="tabletop_bpe") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"type": "tabletop_bpe"}, validate_default=True)
+    state: Component("state_encoders")  # type: ignore[valid-type]
+    action_tokenizer: Component("action_tokenizers") | None = None  # type: ignore[valid-type]
+    heads: dict[str, Component("action_heads")] = Field(min_length=1)  # type: ignore[valid-type]
+    #: stop-gradient from the action expert into the backbone (knowledge insulation)
+    knowledge_insulation: bool = False
+    #: weight of the text cross-entropy is set per stage; this toggles whether text targets exist
+    text_loss: bool = True
+    inference: InferenceSpec = Field(default_factory=InferenceSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _head_type_defaults_to_key(cls, data: Any) -> Any:
+        """``heads: {flow_matching: {...}}`` -- the key is the type unless ``type`` is given."""
+        if isinstance(data, dict) and isinstance(data.get("heads"), dict):
+            heads = {}
+            for name, spec in data["heads"].items():
+                if spec is None:
+                    spec = {}
+                if isinstance(spec, dict) and "type" not in spec:
+                    spec = {"type": name, **spec}
+                heads[name] = spec
+            data = {**data, "heads": heads}
+        return data
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"camera names must be unique, got {v}")
+        return v

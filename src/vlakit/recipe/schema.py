@@ -1,0 +1,32 @@
+"""The recipe schema: frozen pydantic models with ``extra="forbid"`` all the way down.
+
+Component specs (``type: ...``) validate against the Config of the component their type names,
+including plugin components (see :mod:`vlakit.recipe.fields`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vlakit.config import FrozenModel
+from vlakit.recipe.data_spec import DataSpec
+from vlakit.recipe.eval_spec import EvalSpec
+from vlakit.recipe.fields import Component
+from vlakit.recipe.model_spec import InferenceSpec, ModelSpec
+from vlakit.recipe.train_spec import OptimizerSpec, ScheduleSpec, StageSpec, TrainSpec
+
+__all__ = ["Recipe", "ModelSpec", "InferenceSpec", "DataSpec", "TrainSpec", "StageSpec", "OptimizerSpec",
+           "ScheduleSpec", "EvalSpec"]
+
+
+class Recipe(FrozenModel):
+    """A complete, validated recipe: what to build, what to train on, how to train and evaluate."""
+
+    name: str
+    description: str = ""
+    model: ModelSpec
+    data: DataSpec | None = None
+    train: TrainSpec | None = None
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    backend: Component("backends", default_type="auto") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"type": "auto"}, validate_default=True)
