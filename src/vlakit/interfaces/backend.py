@@ -10,10 +10,15 @@ from typing import ClassVar
 class ComputeBackend(ABC):
     """Device, precision and Lightning settings for one kind of hardware.
 
-    ``precision`` is a Lightning precision string (``"32-true"``, ``"bf16-mixed"``, ...).
+    ``precision`` is a Lightning precision string (``"32-true"``, ``"bf16-mixed"``, ...). A backend
+    is built from its Config (``Config.build() -> ComputeBackend``); building one that is not
+    available here raises (see :func:`vlakit.backends.select_backend`).
     """
 
     Config: ClassVar[type]
+
+    #: Selection priority for ``auto`` (higher wins among available backends).
+    priority: ClassVar[int] = 0
 
     @classmethod
     @abstractmethod
@@ -39,5 +44,11 @@ class ComputeBackend(ABC):
     def autocast(self) -> AbstractContextManager:
         """Context manager for inference under this backend's precision."""
 
-    #: Selection priority for ``auto`` (higher wins among available backends).
-    priority: ClassVar[int] = 0
+    @property
+    def process_group_backend(self) -> str:
+        """torch.distributed backend for DDP/FSDP (``"gloo"`` on CPU, ``"nccl"`` on CUDA)."""
+        return "gloo"
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``"cpu (bf16-mixed)"``."""
+        return f"{self.device} ({self.precision})"

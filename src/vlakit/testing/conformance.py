@@ -1,0 +1,176 @@
+"""Per-kind conformance checks. Each check raises :class:`ConformanceError` with a precise reason."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlakit.config import ComponentConfig
+from vlakit.registry import REGISTRIES, registry
+
+
+class ConformanceError(AssertionError):
+    """A component does not behave as its interface promises."""
+
+
+def _fail(kind: str, key: str, message: str) -> ConformanceError:
+    return ConformanceError(f"{kind}/{key}: {message}")
+
+
+def example_config(cls: type) -> ComponentConfig:
+    """A small config for ``cls``: its ``test_config()`` if defined, else ``cls.Config()``."""
+    maker = getattr(cls, "test_config", None)
+    return maker() if callable(maker) else cls.Config()
+
+
+def conformance_cases(kinds: list[str] | None = None) -> list[tuple[str, str]]:
+    """(kind, key) for every registered component (built-ins and installed plugins)."""
+    out = []
+    for kind in kinds or list(REGISTRIES):
+        out += [(kind, key) for key in registry(kind).keys()]
+    return out
+
+
+def check_component(kind: str, key: str) -> None:
+    """Run the generic checks plus the kind-specific checks for one registered component."""
+    reg = registry(kind)
+    cls = reg.get(key)
+    reg.check_implements(cls)
+    cfg = example_config(cls)
+    _check_config_roundtrip(kind, key, cfg)
+    specific = _CHECKS.get(kind)
+    if specific is not None:
+        specific(kind, key, cls, cfg)
+
+
+def _check_config_roundtrip(kind: str, key: str, cfg: ComponentConfig) -> None:
+    if cfg.type != key:
+        raise _fail(kind, key, f"Config.type is {cfg.type!r}, expected the registry key {key!r}")
+    again = type(cfg).model_validate(cfg.model_dump(mode="json"))
+    if again != cfg:
+        raise _fail(kind, key, "Config does not survive a JSON dump/validate round trip")
+    if not type(cfg).model_config.get("frozen"):
+        raise _fail(kind, key, "Config must be frozen")
+    if type(cfg).model_config.get("extra") != "forbid":
+        raise _fail(kind, key, "Config must forbid unknown fields (extra='forbid')")
+
+
+def _build(kind: str, key: str, cfg: ComponentConfig, **ctx: Any) -> Any:
+    try:
+        return cfg.build(**ctx)
+    except NotImplementedError as exc:
+        raise _fail(kind, key, f"Config.build is not implemented: {exc}") from exc
+
+
+# -- action tokenizers ------------------------------------------------------------------------------
+def _check_action_tokenizer(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    tok = _build(kind, key, cfg)
+    rng = np.random.default_rng(0)
+    horizon, dim = 10, 3
+    t = np.linspace(0, 1, horizon)[None, :, None]
+    chunks = np.clip(0.6 * np.sin(2 * np.pi * (t + rng.uniform(0, 1, (64, 1, dim)))), -1, 1)
+    if not tok.is_fitted:
+        tok.fit(chunks)
+    codes = tok.encode(chunks[:4])
+    if len(codes) != 4:
+        raise _fail(kind, key, f"encode of 4 chunks returned {len(codes)} sequences")
+    for seq in codes:
+        if any((not isinstance(c, (int, np.integer))) or c < 0 or c >= tok.vocab_size for c in seq):
+            raise _fail(kind, key, f"encode produced a code outside [0, {tok.vocab_size})")
+    result = tok.decode(codes, horizon=horizon, action_dim=dim)
+    if result.actions.shape != (4, horizon, dim) or not bool(np.all(result.ok)):
+        raise _fail(kind, key, f"decode(encode(x)) failed: shape {result.actions.shape}, ok {result.ok}")
+    if np.max(np.abs(result.actions - chunks[:4])) > 0.25:
+        raise _fail(kind, key, "decode(encode(x)) is far from x (> 0.25 max abs error)")
+    bad = tok.decode([[tok.vocab_size + 5]], horizon=horizon, action_dim=dim)
+    if bool(bad.ok[0]) or not np.isnan(bad.actions[0]).all() or not bad.errors[0]:
+        raise _fail(kind, key, "an out-of-vocabulary code must give ok=False, NaN actions and an error message")
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save(tmp)
+        again = cls.load(tmp)
+        if again.encode(chunks[:4]) != codes:
+            raise _fail(kind, key, "save/load round trip changes the codes")
+    try:
+        tok.encode(np.full((1, horizon, dim), np.nan))
+    except (ValueError, Exception) as exc:  # noqa: BLE001 - any specific error is acceptable
+        if isinstance(exc, ConformanceError):
+            raise
+    else:
+        raise _fail(kind, key, "encode accepted NaN actions")
+
+
+# -- environments ------------------------------------------------------------------------------------
+def _check_env(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    env_a, env_b = _build(kind, key, cfg), _build(kind, key, cfg)
+    obs_a, obs_b = env_a.reset(seed=3), env_b.reset(seed=3)
+    if set(obs_a.images) != set(env_a.cameras):
+        raise _fail(kind, key, f"observation cameras {sorted(obs_a.images)} != env.cameras {env_a.cameras}")
+    for cam, img in obs_a.images.items():
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
+            raise _fail(kind, key, f"camera {cam!r} image must be uint8 [h, w, 3], got {img.dtype} {img.shape}")
+        if not np.array_equal(img, obs_b.images[cam]):
+            raise _fail(kind, key, "reset(seed) is not deterministic")
+    if np.asarray(obs_a.state).shape != (env_a.state_dim,):
+        raise _fail(kind, key, f"state shape {np.asarray(obs_a.state).shape} != ({env_a.state_dim},)")
+    if not isinstance(obs_a.prompt, str) or not obs_a.prompt:
+        raise _fail(kind, key, "observation prompt must be a non-empty string")
+    action = np.zeros(env_a.action_dim, dtype=np.float32)
+    out = env_a.step(action)
+    if len(out) != 5:
+        raise _fail(kind, key, "step must return (obs, reward, terminated, truncated, info)")
+    _, _, terminated, truncated, info = out
+    if "success" not in info:
+        raise _fail(kind, key, "step info must contain 'success'")
+    if not isinstance(terminated, (bool, np.bool_)) or not isinstance(truncated, (bool, np.bool_)):
+        raise _fail(kind, key, "terminated/truncated must be bools")
+
+
+# -- text tokenizers ---------------------------------------------------------------------------------
+def _check_text_tokenizer(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    tok = _build(kind, key, cfg)
+    texts = ["pick up the red cube", "Task: put all the blocks in the bin, State: 12 255 0;\nAction: "]
+    ids = tok.encode(texts, add_bos=True, add_eos=True)
+    for seq in ids:
+        if seq[0] != tok.bos_id or seq[-1] != tok.eos_id:
+            raise _fail(kind, key, "encode(add_bos, add_eos) must wrap ids in BOS/EOS")
+        if any(i < 0 or i >= tok.vocab_size for i in seq):
+            raise _fail(kind, key, "encode produced an id outside [0, vocab_size)")
+    decoded = tok.decode(ids, skip_special=True)
+    if [d.strip() for d in decoded] != [t.strip() for t in texts]:
+        raise _fail(kind, key, f"decode(encode(x)) != x: {decoded!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save(tmp)
+        if not any(Path(tmp).iterdir()):
+            raise _fail(kind, key, "save wrote nothing")
+
+
+# -- compute backends ---------------------------------------------------------------------------------
+def _check_backend(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    available, reason = cls.availability()
+    if not isinstance(available, bool) or not isinstance(reason, str):
+        raise _fail(kind, key, "availability() must return (bool, str)")
+    if not available:
+        return  # e.g. cuda on a CPU machine: building must fail with a reason (tested elsewhere)
+    backend = _build(kind, key, cfg)
+    import torch
+
+    torch.zeros(2, device=backend.device)
+    with backend.autocast():
+        pass
+
+
+_CHECKS: dict[str, Callable[[str, str, type, ComponentConfig], None]] = {
+    "action_tokenizers": _check_action_tokenizer,
+    "envs": _check_env,
+    "text_tokenizers": _check_text_tokenizer,
+    "backends": _check_backend,
+}
+
+
+def register_check(kind: str, check: Callable[[str, str, type, ComponentConfig], None]) -> None:
+    """Add or replace the kind-specific check (used by vlakit's model kinds)."""
+    _CHECKS[kind] = check
