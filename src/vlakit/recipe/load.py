@@ -47,7 +47,8 @@ def available_recipes() -> dict[str, tuple[str, Path]]:
     found: dict[str, tuple[str, Path]] = {}
     for origin, folder in recipe_dirs():
         for path in sorted(folder.rglob("*")):
-            if path.suffix in RECIPE_SUFFIXES and path.is_file() and not path.name.startswith("_"):
+            if (path.suffix in RECIPE_SUFFIXES and path.is_file() and not path.name.startswith("_")
+                    and "ablations" not in path.relative_to(folder).parts[:-1]):
                 found.setdefault(path.stem, (origin, path))
     return found
 
