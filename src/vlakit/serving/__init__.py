@@ -1,0 +1,1 @@
+"""Serve a policy over websockets with openpi's msgpack-numpy protocol (clients interoperate)."""
