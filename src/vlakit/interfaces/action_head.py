@@ -56,11 +56,15 @@ class TrainingInputs:
         batch: the training batch.
         embed_tokens: long ``[B, N]`` -> ``[B, N, D_0]`` (the backbone's scaled embedding).
         state_tokens: ``[B, N_s, D_e]`` from the state encoder, or None.
+        start_token: LM id that starts a generated segment (the text tokenizer's BOS).
+        eos_token: LM id that ends a generated segment (the text tokenizer's EOS).
     """
 
     batch: Batch
     embed_tokens: Callable[[Tensor], Tensor]
     state_tokens: Tensor | None
+    start_token: int
+    eos_token: int
 
 
 @dataclass
@@ -74,6 +78,9 @@ class InferenceInputs:
         state_tokens: ``[B, N_s, D_e]`` or None.
         batch_size: ``B``.
         start_token: LM id that starts a generated segment (text or action tokens).
+        eos_token: LM id that ends a generated segment.
+        embed_tokens: long ``[B, N]`` -> ``[B, N, D_0]``.
+        logits: expert-0 hidden ``[B, N, D_0]`` -> float32 ``[B, N, V]``.
     """
 
     runner: SequenceRunner
@@ -81,6 +88,9 @@ class InferenceInputs:
     state_tokens: Tensor | None
     batch_size: int
     start_token: int
+    eos_token: int
+    embed_tokens: Callable[[Tensor], Tensor]
+    logits: Callable[[Tensor], Tensor]
 
 
 @dataclass

@@ -13,6 +13,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vlakit.errors import VlakitError
+
+
+class ActionTokenizerError(VlakitError, ValueError):
+    """Bad input to an action tokenizer (shape, NaN, out-of-range data, unfitted tokenizer, bad file).
+
+    A ``ValueError`` so generic callers can catch it; a :class:`~vlakit.errors.VlakitError` so the
+    CLI prints it as one paragraph.
+    """
+
 
 @dataclass
 class DecodeResult:
@@ -27,6 +37,19 @@ class DecodeResult:
     actions: np.ndarray
     ok: np.ndarray
     errors: list[str | None]
+
+    @property
+    def num_failed(self) -> int:
+        """How many samples failed to decode."""
+        return int(len(self.ok) - np.count_nonzero(self.ok))
+
+    def raise_on_error(self) -> np.ndarray:
+        """Return ``actions`` if every sample decoded; else raise naming the first failures."""
+        if self.num_failed:
+            bad = [f"sample {i}: {e}" for i, e in enumerate(self.errors) if e is not None][:3]
+            raise ActionTokenizerError(f"{self.num_failed} of {len(self.ok)} code sequences failed to "
+                                       f"decode ({'; '.join(bad)})")
+        return self.actions
 
 
 class ActionTokenizer(ABC):
@@ -45,11 +68,19 @@ class ActionTokenizer(ABC):
 
     @abstractmethod
     def encode(self, actions: np.ndarray) -> list[list[int]]:
-        """float ``[B, H, A]`` -> B code lists. Raises ValueError on wrong rank or non-finite input."""
+        """float ``[B, H, A]`` -> B code lists.
+
+        Raises :class:`ActionTokenizerError` (a ``ValueError``) on wrong rank or shape, non-finite
+        input, or an unfitted tokenizer.
+        """
 
     @abstractmethod
     def decode(self, codes: list[list[int]], *, horizon: int, action_dim: int) -> DecodeResult:
-        """B code lists -> :class:`DecodeResult` with ``actions`` ``[B, horizon, action_dim]``."""
+        """B code lists -> :class:`DecodeResult` with ``actions`` ``[B, horizon, action_dim]``.
+
+        Never raises for a bad sequence (out-of-vocabulary id, wrong length): that sample gets
+        ``ok=False``, NaN actions and a message naming the problem.
+        """
 
     def fit(self, chunks: np.ndarray, **kwargs: Any) -> None:  # noqa: B027 - optional
         """Fit data-dependent parts (e.g. BPE merges) on float ``[N, H, A]`` chunks. Default: no-op."""

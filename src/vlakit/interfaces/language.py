@@ -125,3 +125,7 @@ class LanguageBackbone(nn.Module, ABC):
     @abstractmethod
     def expert_parameters(self, index: int) -> list[nn.Parameter]:
         """Parameters of one expert (expert 0 includes the embedding)."""
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """The token embedding's parameters (part of expert 0's). Default: none."""
+        return []

@@ -6,6 +6,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from vlakit.errors import VlakitError
+
+
+class TextTokenizerError(VlakitError, ValueError):
+    """Bad input to a text tokenizer or a bad tokenizer file (missing special token, bad id)."""
+
 
 class TextTokenizer(ABC):
     """Strings <-> token ids with BOS/EOS/PAD. Ids are in ``[0, vocab_size)``."""

@@ -7,7 +7,7 @@ or a list of earlier segments (reference path: everything is recomputed every ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,8 +67,11 @@ class SequenceRunner:
         self.knowledge_insulation = knowledge_insulation
 
     def run(self, segments: list[Segment], *, context: Context = None,
-            conds: Sequence[Tensor | None] | None = None) -> RunResult:
-        """Run ``segments`` after ``context``; returns the new segments' hidden states."""
+            conds: Mapping[int, Tensor | None] | None = None) -> RunResult:
+        """Run ``segments`` after ``context``; returns the new segments' hidden states.
+
+        ``conds`` maps expert index -> ``[B, D_e]`` adaRMS condition.
+        """
         if not segments:
             raise ValueError("SequenceRunner.run needs at least one segment")
         num_experts = len(self.backbone.expert_widths)
@@ -82,7 +85,8 @@ class SequenceRunner:
             todo = [*(context or []), *segments]
             mask = attention_mask(todo)
             pos = positions(todo)
-        out = self.backbone(streams_by_expert(todo, num_experts), attn_mask=mask, positions=pos, conds=conds,
+        cond_list = [(conds or {}).get(i) for i in range(num_experts)]
+        out = self.backbone(streams_by_expert(todo, num_experts), attn_mask=mask, positions=pos, conds=cond_list,
                             cache=cache, knowledge_insulation=self.knowledge_insulation)
         hidden = split_outputs(todo, out.hidden)
         valid = torch.cat([s.valid for s in todo], dim=1)

@@ -10,7 +10,8 @@ their facts into one boolean mask:
   ``"causal"`` gives ar 1 everywhere, ``"block"`` gives ``[1, 0, 0, ...]`` (a new block that is
   bidirectional within itself).
 * explicit "hidden from" pairs: a segment lists the names of segments whose queries must not see
-  its keys (the FAST tokens are hidden from the action expert's segments).
+  its keys; ``visibility="own_expert"`` hides it from the queries of every other expert (the FAST
+  action tokens are hidden from the action expert this way).
 
 Positions (RoPE) are ``cumsum(valid) - 1`` over the whole sequence, so padding does not advance
 them; with a KV cache they continue from the cache's ``next_position``.
@@ -39,6 +40,7 @@ class Segment:
         expert: index of the backbone expert (weight set) that runs these tokens.
         attention: how the segment's tokens attend (see module docstring).
         hidden_from: names of segments whose queries may not attend this segment.
+        visibility: ``"all"``, or ``"own_expert"`` to hide the segment from other experts' queries.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Segment:
     expert: int
     attention: Attention
     hidden_from: tuple[str, ...] = field(default_factory=tuple)
+    visibility: Literal["all", "own_expert"] = "all"
 
     @property
     def length(self) -> int:
@@ -104,6 +107,11 @@ def attention_mask(segments: list[Segment], *, past_valid: Tensor | None = None)
             if query_name in index:
                 qs, qe = offsets[query_name]
                 mask[:, qs:qe, ks:ke] = False
+        if key_seg.visibility == "own_expert":
+            for query_seg in segments:
+                if query_seg.expert != key_seg.expert:
+                    qs, qe = offsets[query_seg.name]
+                    mask[:, qs:qe, ks:ke] = False
     if past_valid is not None:
         past = past_valid[:, None, :] & valid[:, :, None]
         mask = torch.cat([past, mask], dim=2)

@@ -11,12 +11,16 @@ from vlakit.recipe.fields import Component
 
 
 class DataSpec(FrozenModel):
-    """Co-training mixture. Each source's ``weight`` is its sampling share."""
+    """Co-training mixture. Each source's ``weight`` is its sampling share (weights need not sum
+    to 1; a weight of 0 keeps a source out of the mixture but in the norm stats)."""
 
     sources: dict[str, Component("data_sources")] = Field(min_length=1)  # type: ignore[valid-type]
     batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="loader threads per source (0 = load in the main thread)")
     normalization: Literal["quantile", "mean_std"] = "quantile"
+    #: square size every camera image is resized (with padding) to; None = keep the sources' size
+    #: (then every source must deliver the same size)
+    image_size: int | None = Field(None, ge=8)
     #: where generated/cached datasets live (relative paths are relative to the working directory)
     cache_dir: str = ".cache/vlakit/data"
     seed: int = 0

@@ -1,1 +1,3 @@
-"""vlakit.components.vision."""
+"""Built-in vision encoders (importing this package registers them)."""
+
+from vlakit.components.vision import conv, siglip  # noqa: F401

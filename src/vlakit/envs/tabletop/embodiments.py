@@ -101,17 +101,17 @@ class FreeGripper(Embodiment):
 
 
 class PlanarArm(Embodiment):
-    """A three-joint planar arm mounted below the near table edge, driven by joint velocity."""
+    """A three-joint planar arm mounted below the near table edge (drawn in the overhead view), driven by joint velocity."""
 
     name = "arm"
     state_names = ("q1", "q2", "q3", "x", "y", "aperture", "holding")
     action_names = ("dq1", "dq2", "dq3", "grip")
-    base = np.array([0.5, -0.12])
-    lengths = np.array([0.5, 0.42, 0.3])
+    base = np.array([0.5, -0.45])
+    lengths = np.array([0.6, 0.5, 0.4])
     max_joint_speed = 0.12  #: rad per step at |action| = 1
-    q_low = np.array([-0.3, -2.7, -2.7])
-    q_high = np.array([np.pi + 0.3, 2.7, 2.7])
-    q_rest = np.array([np.pi / 2, -1.2, 1.0])  #: comfortable posture the redundancy is pulled to
+    q_low = np.array([-0.2, -2.9, -2.9])
+    q_high = np.array([np.pi + 0.2, 2.9, 2.9])
+    q_rest = np.array([np.pi / 2 + 0.5, -1.0, -1.0])  #: comfortable posture the redundancy is pulled to
 
     def __init__(self) -> None:
         self.q = self.q_rest.copy()
@@ -119,7 +119,7 @@ class PlanarArm(Embodiment):
 
     def reset(self, rng: np.random.Generator) -> None:
         for _ in range(1000):
-            q = np.array([rng.uniform(0.7, np.pi - 0.7), rng.uniform(-1.6, 0.2), rng.uniform(-0.2, 1.6)])
+            q = np.array([rng.uniform(0.8, np.pi - 0.8), rng.uniform(-1.8, 0.0), rng.uniform(-1.8, 0.0)])
             p = self._fk(q)
             if np.all(p > 0.12) and np.all(p < 0.88):
                 self.q, self._pos = q, p
@@ -155,7 +155,10 @@ class PlanarArm(Embodiment):
         JJt = J @ J.T + 1e-3 * np.eye(2)
         J_pinv = J.T @ np.linalg.inv(JJt)
         dq = J_pinv @ displacement
-        dq = dq + (np.eye(3) - J_pinv @ J) @ (0.1 * (self.q_rest - self.q))
+        # secondary objective: stay near the rest posture and well away from the joint limits
+        pull = 0.1 * (self.q_rest - self.q)
+        pull += 0.3 * np.clip(self.q_low + 0.6 - self.q, 0, None) - 0.3 * np.clip(self.q - self.q_high + 0.6, 0, None)
+        dq = dq + (np.eye(3) - J_pinv @ J) @ pull
         a = dq / self.max_joint_speed
         peak = float(np.max(np.abs(a)))
         if peak > 1.0:

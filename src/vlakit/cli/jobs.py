@@ -1,0 +1,131 @@
+"""Top-level jobs: ``vlakit train``, ``vlakit eval``, ``vlakit run``. Heavy imports stay inside the bodies."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vlakit.cli._common import SetOption, console, handle_errors
+
+
+class ActorChoice(str, Enum):
+    policy = "policy"
+    random = "random"
+    expert = "expert"
+
+
+def _default_out(recipe: Any) -> Path:
+    return Path("runs") / recipe.name
+
+
+def train(
+    recipe: str = typer.Argument(..., help="Recipe name (see `vlakit recipes list`) or path to a YAML file."),
+    overrides: list[str] = SetOption,
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint "
+                                "(same optimizer, scheduler, RNG and data position)."),
+) -> None:
+    """Train a recipe's stages; writes checkpoints, metrics and a self-contained policy folder."""
+    from vlakit.recipe.load import load_recipe
+    from vlakit.training.run import train_recipe
+
+    r = load_recipe(recipe, overrides or [])
+    result = train_recipe(r, out_dir=out or _default_out(r), resume=resume, console=console)
+    console.print(f"[green]trained[/] {result.total_steps} steps in {result.wall_s:.0f}s; policy folder: "
+                  f"[bold]{result.policy_dir}[/]; loss curve: {result.loss_curve}")
+
+
+def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: str | None, splits: list[str] | None,
+              episodes: int | None, replan_every: int | None, seed: int | None, out: Path, title: str) -> Any:
+    from vlakit.errors import VlakitError
+    from vlakit.evaluation import ExpertActor, PolicyActor, RandomActor, evaluate
+    from vlakit.registry import ENVS
+
+    loaded = None
+    if actor is ActorChoice.policy:
+        if policy_dir is None:
+            raise VlakitError("POLICY_DIR is required unless --actor random or --actor expert")
+        from vlakit.policy_io import load_policy
+
+        loaded = load_policy(policy_dir)
+        recipe = loaded.recipe
+    spec = recipe.eval if recipe is not None else None
+    if env is not None and (spec is None or spec.env.type != env):
+        env_spec = ENVS.config_class(env)()
+    elif spec is not None:
+        env_spec = spec.env
+    else:
+        env_spec = ENVS.config_class("tabletop")()
+    horizon = recipe.model.horizon if recipe is not None else 10
+    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded), ActorChoice.expert: ExpertActor,
+                  ActorChoice.random: lambda: RandomActor(horizon=horizon, seed=0)}[actor]
+    return evaluate(make_actor=make_actor, env_spec=env_spec,
+                    splits=splits or (spec.splits if spec else ["train", "unseen"]),
+                    episodes=episodes or (spec.episodes if spec else 50),
+                    replan_every=replan_every or (spec.replan_every if spec else 5),
+                    seed=seed if seed is not None else (spec.seed if spec else 1000), out_dir=out,
+                    console=console, title=title,
+                    info={"actor": actor.value, "policy_dir": str(policy_dir) if policy_dir else None})
+
+
+def eval_cmd(
+    policy_dir: Path = typer.Argument(None, help="Policy folder written by `vlakit train` (runs/<name>/policy)."),
+    env: str = typer.Option(None, "--env", help="Environment type (default: the recipe's eval.env, tabletop)."),
+    split: list[str] = typer.Option(None, "--split", help="Scene split(s) to evaluate (repeatable; default: "
+                                    "the recipe's eval.splits, train and unseen)."),
+    episodes: int = typer.Option(None, "--episodes", "-n", min=1, help="Episodes per split."),
+    replan_every: int = typer.Option(None, "--replan-every", min=1, help="Actions executed per chunk."),
+    seed: int = typer.Option(None, "--seed", help="First episode seed."),
+    actor: ActorChoice = typer.Option(ActorChoice.policy, "--actor", help="Evaluate the policy, a uniform random "
+                                      "policy or the env's scripted expert (baselines need no POLICY_DIR)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: <POLICY_DIR>/../eval)."),
+) -> None:
+    """Closed-loop evaluation: success per task family and split (95% Wilson CI), episode length, latency."""
+    out_dir = out or ((policy_dir.parent / "eval") if policy_dir else Path("runs") / f"eval_{actor.value}")
+    report = _evaluate(policy_dir=policy_dir, recipe=None, actor=actor, env=env, splits=split, episodes=episodes,
+                       replan_every=replan_every, seed=seed, out=out_dir, title=f"{actor.value} evaluation")
+    console.print(f"report: [bold]{report.files['json']}[/]; episode strip: {report.files['png']}")
+
+
+def run(
+    recipe: str = typer.Argument(..., help="Recipe name or path (default recipe: pi05_tabletop)."),
+    overrides: list[str] = SetOption,
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    episodes: int = typer.Option(None, "--episodes", "-n", min=1, help="Evaluation episodes per split."),
+    baselines: bool = typer.Option(False, "--baselines", help="Also evaluate a random policy and the scripted "
+                                   "expert on the same episodes."),
+) -> None:
+    """The main job: generate data if missing, train all stages, evaluate on the recipe's splits."""
+    import time
+
+    from vlakit.recipe.load import load_recipe
+    from vlakit.training.run import train_recipe
+
+    start = time.perf_counter()
+    r = load_recipe(recipe, overrides or [])
+    out_dir = out or _default_out(r)
+    result = train_recipe(r, out_dir=out_dir, resume=resume, console=console)
+    report = _evaluate(policy_dir=result.policy_dir, recipe=r, actor=ActorChoice.policy, env=None, splits=None,
+                       episodes=episodes, replan_every=None, seed=None, out=out_dir / "eval",
+                       title=f"{r.name}: closed-loop success")
+    if baselines:
+        for choice in (ActorChoice.random, ActorChoice.expert):
+            _evaluate(policy_dir=None, recipe=r, actor=choice, env=None, splits=None, episodes=episodes,
+                      replan_every=None, seed=None, out=out_dir / f"eval_{choice.value}",
+                      title=f"baseline: {choice.value}")
+    console.print(f"[green]done[/] in {time.perf_counter() - start:.0f}s (training {result.wall_s:.0f}s, "
+                  f"evaluation {report.wall_s:.0f}s)")
+    console.print(f"policy folder: [bold]{result.policy_dir}[/]")
+    console.print(f"eval report:   [bold]{report.files['json']}[/] (episode strip {report.files['png']})")
+    console.print(f"loss curve:    {result.loss_curve}; metrics {result.metrics_csv}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``eval`` and ``run`` to the top-level ``vlakit`` app."""
+    app.command("train")(handle_errors(train))
+    app.command("eval")(handle_errors(eval_cmd))
+    app.command("run")(handle_errors(run))

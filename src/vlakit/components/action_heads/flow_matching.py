@@ -1,0 +1,150 @@
+"""``flow_matching``: the action expert denoises an action chunk (reference §3).
+
+Convention (openpi): t = 1 is noise, t = 0 is data. Training draws ``t ~ 0.999 Beta(1.5, 1) + 0.001``
+per sample, feeds ``x_t = t noise + (1 - t) a`` and regresses the velocity ``noise - a``. Inference
+runs Euler steps from t = 1 to 0 (``dt = -1 / steps``) with only the action expert over the cached
+prefix.
+
+Segments (expert ``expert_index``): an optional state token block (π0) and the action block,
+bidirectional within itself, seeing the prefix and subtask text (FAST tokens hide themselves).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from vlakit.config import ComponentConfig
+from vlakit.interfaces.action_head import ActionHead, HeadContext, HeadPass, InferenceInputs, TrainingInputs
+from vlakit.interfaces.language import ExpertRequest
+from vlakit.interfaces.time_conditioning import TimeConditioning
+from vlakit.nn.segments import Segment
+from vlakit.recipe.fields import Component
+from vlakit.registry import ACTION_HEADS
+from vlakit.types import ActionChunk
+
+
+class FlowMatchingConfig(ComponentConfig):
+    """Flow-matching action head.
+
+    Attributes:
+        expert: backbone variant of the action expert (e.g. ``gemma_300m``).
+        time_conditioning: how the flow time conditions the expert (``adarms`` or ``concat_mlp``).
+        steps: default number of Euler steps at inference.
+        loss_mask: ``masked`` ignores padded action dims, padded timesteps and samples without
+            actions; ``openpi_unmasked`` averages over every dim and timestep as openpi does (samples
+            without actions are still ignored, they have no target).
+    """
+
+    type: Literal["flow_matching"] = "flow_matching"
+    expert: str = "gemma_300m"
+    time_conditioning: Component("time_conditionings", default_type="adarms") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"type": "adarms"}, validate_default=True)
+    steps: int = Field(10, ge=1)
+    loss_mask: Literal["masked", "openpi_unmasked"] = "masked"
+
+    def expert_request(self, owner: str) -> ExpertRequest:
+        return ExpertRequest(owner=owner, variant=self.expert,
+                             adaptive_norms=bool(getattr(self.time_conditioning, "adaptive_norms", False)))
+
+    def build(self, *, context: HeadContext) -> FlowMatchingHead:
+        width, dim = context.expert_width, context.action_dim
+        return FlowMatchingHead(
+            action_in_proj=nn.Linear(dim, width), action_out_proj=nn.Linear(width, dim),
+            time_conditioning=self.time_conditioning.build(width=width), expert_index=context.expert_index,
+            horizon=context.horizon, steps=self.steps, loss_mask=self.loss_mask)
+
+
+def sample_time(batch_size: int, *, device: torch.device | str = "cpu") -> Tensor:
+    """``0.999 * Beta(1.5, 1) + 0.001`` per sample: float ``[B]`` in [0.001, 1]."""
+    beta = torch.distributions.Beta(torch.tensor(1.5, device=device), torch.tensor(1.0, device=device))
+    return beta.sample((batch_size,)) * 0.999 + 0.001
+
+
+@ACTION_HEADS.register
+class FlowMatchingHead(ActionHead):
+    """Action in/out projections around the action expert, plus the time conditioning."""
+
+    Config = FlowMatchingConfig
+
+    def __init__(self, *, action_in_proj: nn.Linear, action_out_proj: nn.Linear, time_conditioning: TimeConditioning,
+                 expert_index: int, horizon: int, steps: int = 10,
+                 loss_mask: Literal["masked", "openpi_unmasked"] = "masked") -> None:
+        super().__init__()
+        if expert_index < 1:
+            raise ValueError(f"the flow-matching head needs an action expert (index >= 1), got {expert_index}")
+        self.action_in_proj = action_in_proj
+        self.action_out_proj = action_out_proj
+        self.time_conditioning = time_conditioning
+        self.expert_index = expert_index
+        self.horizon = horizon
+        self.steps = steps
+        self.loss_mask = loss_mask
+
+    @property
+    def action_dim(self) -> int:
+        return self.action_in_proj.in_features
+
+    def suffix(self, x_t: Tensor, time: Tensor, state_tokens: Tensor | None) -> tuple[list[Segment], Tensor | None]:
+        """Noisy chunk ``[B, H, A]`` and time ``[B]`` -> (state/action segments, adaRMS condition or None)."""
+        tokens = self.action_in_proj(x_t.to(self.action_in_proj.weight.dtype))
+        tokens, cond = self.time_conditioning(tokens, time)
+        b, h = tokens.shape[:2]
+        segs = []
+        if state_tokens is not None:
+            segs.append(Segment("state", state_tokens, torch.ones(state_tokens.shape[:2], dtype=torch.bool,
+                                                                  device=tokens.device),
+                                expert=self.expert_index, attention="block"))
+        segs.append(Segment("actions", tokens, torch.ones(b, h, dtype=torch.bool, device=tokens.device),
+                            expert=self.expert_index, attention="block"))
+        return segs, cond
+
+    def prepare(self, inputs: TrainingInputs) -> HeadPass:
+        actions = inputs.batch.actions
+        if actions.shape[1:] != (self.horizon, self.action_dim):
+            raise ValueError(f"batch actions are {tuple(actions.shape)}, the flow head expects "
+                             f"[B, {self.horizon}, {self.action_dim}] (horizon, max_action_dim)")
+        actions = actions.float()
+        noise = torch.randn_like(actions)
+        time = sample_time(actions.shape[0], device=actions.device)
+        x_t = time[:, None, None] * noise + (1.0 - time[:, None, None]) * actions
+        segs, cond = self.suffix(x_t, time, inputs.state_tokens)
+        conds = {self.expert_index: cond} if cond is not None else {}
+        return HeadPass(segments=segs, conds=conds, aux={"target": noise - actions})
+
+    def loss(self, *, inputs: TrainingInputs, prepared: HeadPass, hidden: dict[str, Tensor],
+             logits: Any = None) -> Tensor:
+        batch = inputs.batch
+        pred = self.action_out_proj(hidden["actions"]).float()
+        err = (pred - prepared.aux["target"]).pow(2)  # [B, H, A]
+        weight = batch.has_actions.to(err.device)[:, None, None].expand_as(err)
+        if self.loss_mask == "masked":
+            weight = weight & ~batch.action_is_pad.to(err.device)[:, :, None] \
+                & batch.action_dim_mask.to(err.device)[:, None, :]
+        w = weight.float()
+        # no sample with a target: a zero that keeps the graph (the stage's other losses still train)
+        return (err * w).sum() / w.sum().clamp_min(1.0)
+
+    @torch.no_grad()
+    def sample(self, inputs: InferenceInputs, *, noise: Tensor | None = None,
+               num_steps: int | None = None) -> ActionChunk:
+        steps = num_steps or self.steps
+        b = inputs.batch_size
+        device = self.action_in_proj.weight.device
+        shape = (b, self.horizon, self.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, device=device)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise must be [B, H, A] = {list(shape)}, got {list(noise.shape)}")
+        x = noise.to(device=device, dtype=torch.float32)
+        dt = -1.0 / steps
+        for i in range(steps):
+            time = torch.full((b,), 1.0 - i / steps, device=device)
+            segs, cond = self.suffix(x, time, inputs.state_tokens)
+            hidden = inputs.runner.run(segs, context=inputs.context,
+                                       conds={self.expert_index: cond}).hidden["actions"]
+            x = x + dt * self.action_out_proj(hidden).float()
+        return ActionChunk(actions=x, valid=torch.ones(b, dtype=torch.bool, device=device), errors=[None] * b)

@@ -1,0 +1,31 @@
+"""Image preprocessing shared by the built-in vision encoders."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def resize_with_pad(images: Tensor, *, height: int, width: int) -> Tensor:
+    """uint8 ``[B, h, w, 3]`` -> float32 ``[B, 3, height, width]`` in [-1, 1].
+
+    Letterbox resize as openpi's ``resize_with_pad``: keep the aspect ratio, bilinear (antialiased
+    when shrinking), centre the image and pad with -1 (black). Images already at the target size are
+    only rescaled to [-1, 1].
+    """
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 [B, h, w, 3], got dtype {images.dtype}")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 [B, h, w, 3], got shape {tuple(images.shape)}")
+    x = images.permute(0, 3, 1, 2).float() / 255.0 * 2.0 - 1.0
+    h, w = x.shape[-2:]
+    if (h, w) == (height, width):
+        return x.contiguous()
+    ratio = max(w / width, h / height)
+    new_h, new_w = max(1, int(h / ratio)), max(1, int(w / ratio))
+    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=ratio > 1)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out = torch.full((x.shape[0], 3, height, width), -1.0, dtype=x.dtype, device=x.device)
+    out[:, :, top:top + new_h, left:left + new_w] = x.clamp(-1.0, 1.0)
+    return out

@@ -1,0 +1,264 @@
+"""Generate LeRobot v3 datasets of scripted-expert demonstrations in the tabletop world.
+
+Resumable and atomic: episodes are first written one file each into ``.<name>.partial/`` next to
+the output (a rerun with the same arguments skips the finished ones), then assembled into the
+LeRobot layout and renamed into place in one step. A killed run therefore never leaves a folder
+that looks like a complete dataset.
+
+Episode ``i`` uses env seed ``1_000_000 * (seed + 1) + i`` (disjoint from evaluation seeds) and the
+family ``families[i % len(families)]``. Failed demonstrations (possible with action noise) are
+retried with fresh noise, then without noise; only successful episodes are stored. Recorded actions
+are the expert's *clean* actions; the executed ones carry the noise (DART-style), so the data
+shows recoveries from perturbed states with corrective labels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlakit.data.errors import DatasetError
+from vlakit.data.lerobot_format import (CODEBASE_VERSION, DATA_PATH, DEFAULT_CHUNK_SIZE, DEFAULT_DATA_FILE_SIZE_IN_MB,
+                                        DEFAULT_FEATURES, DEFAULT_VIDEO_FILE_SIZE_IN_MB, EPISODES_PATH, IMAGE_PREFIX,
+                                        INFO_PATH, STATS_PATH, TASKS_PATH, arrow_column, encode_png, feature_stats,
+                                        image_stats, jsonable, write_table, write_tasks)
+from vlakit.io import atomic_write_bytes, atomic_write_text
+
+FPS = 10
+_RETRIES = 4
+
+
+def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
+                    seed: int, noise: float, image_size: int) -> dict[str, Any]:
+    return {"generator": "tabletop/1", "episodes": int(episodes), "split": split, "embodiment": embodiment,
+            "families": list(families), "seed": int(seed), "noise": float(noise), "image_size": int(image_size)}
+
+
+def is_complete(out: Path, args: dict[str, Any] | None = None) -> bool:
+    """True if ``out`` holds a finished dataset (generated with ``args``, when given)."""
+    info = Path(out) / INFO_PATH
+    if not info.is_file():
+        return False
+    if args is None:
+        return True
+    try:
+        return json.loads(info.read_text()).get("vlakit", {}).get("args") == args
+    except json.JSONDecodeError:
+        return False
+
+
+def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str, Any] | None:
+    rng = np.random.default_rng([seed, attempt])
+    obs = env.reset(seed=seed)
+    level = noise if attempt < _RETRIES else 0.0
+    frames: dict[str, list] = {"overhead": [], "wrist": [], "state": [], "action": [], "subtask": []}
+    info: dict[str, Any] = {"success": False}
+    for _ in range(env.max_episode_steps):
+        clean = env.expert_action()
+        frames["overhead"].append(obs.images["overhead"])
+        frames["wrist"].append(obs.images["wrist"])
+        frames["state"].append(obs.state)
+        frames["action"].append(clean)
+        frames["subtask"].append(obs.info["subtask"])
+        executed = clean.copy()
+        executed[:-1] += rng.normal(0.0, level, size=len(clean) - 1)
+        obs, _r, terminated, truncated, info = env.step(executed)
+        if terminated or truncated:
+            break
+    if not info["success"]:
+        return None
+    return {"images": {c: np.stack(frames[c]) for c in ("overhead", "wrist")},
+            "state": np.stack(frames["state"]), "action": np.stack(frames["action"]).astype(np.float32),
+            "subtask": frames["subtask"], "task": env.task.instruction, "family": env.task.family,
+            "style": env.task.scene.style.name, "seed": seed}
+
+
+def _save_episode(path: Path, ep: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    meta = {k: ep[k] for k in ("subtask", "task", "family", "style", "seed")}
+    np.savez(buf, overhead=ep["images"]["overhead"], wrist=ep["images"]["wrist"], state=ep["state"],
+             action=ep["action"], meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_episode(path: Path) -> dict[str, Any]:
+    with np.load(path) as z:
+        meta = json.loads(z["meta"].tobytes().decode())
+        return {"images": {"overhead": z["overhead"], "wrist": z["wrist"]}, "state": z["state"],
+                "action": z["action"], **meta}
+
+
+def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "train", embodiment: str = "gripper",
+                              families: tuple[str, ...] | list[str] = ("reach", "push", "pick_place"),
+                              seed: int = 0, noise: float = 0.1, image_size: int = 64, progress: bool = True,
+                              overwrite: bool = False) -> Path:
+    """Write a LeRobot v3 dataset of ``episodes`` expert demonstrations to ``out``; return ``out``.
+
+    A no-op when ``out`` already holds a dataset generated with the same arguments. Raises
+    :class:`DatasetError` if ``out`` holds something else (unless ``overwrite``).
+    """
+    from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
+
+    if episodes < 1:
+        raise DatasetError(f"--episodes must be >= 1, got {episodes}")
+    out = Path(out)
+    args = generation_args(episodes=episodes, split=split, embodiment=embodiment, families=families, seed=seed,
+                           noise=noise, image_size=image_size)
+    if is_complete(out, args):
+        return out
+    if out.exists() and not overwrite:
+        raise DatasetError(f"{out} already exists and was not generated with these arguments; pass --overwrite "
+                           "or choose another --out")
+    env = TabletopEnv(TabletopConfig(split=split, embodiment=embodiment, families=tuple(families),
+                                     image_size=image_size))
+    work = out.parent / f".{out.name}.partial"
+    args_file = work / "args.json"
+    if work.exists() and (not args_file.is_file() or json.loads(args_file.read_text()) != args):
+        shutil.rmtree(work)  # leftovers of a run with other arguments
+    (work / "episodes").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args_file, json.dumps(args))
+    base = 1_000_000 * (seed + 1)
+    with _progress(progress) as bar:
+        task = bar.add_task(f"tabletop {embodiment}/{split}", total=episodes)
+        for i in range(episodes):
+            path = work / "episodes" / f"{i:06d}.npz"
+            if not path.is_file():
+                for attempt in range(_RETRIES + 1):
+                    ep = _run_episode(env, seed=base + i, noise=noise, attempt=attempt)
+                    if ep is not None:
+                        break
+                else:
+                    raise RuntimeError(f"tabletop expert failed episode seed {base + i} even without noise")
+                _save_episode(path, ep)
+            bar.advance(task)
+        final = work / "dataset"
+        if final.exists():
+            shutil.rmtree(final)
+        _assemble(final, [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)], env=env, args=args,
+                  bar=bar)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(final, out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+class _NullProgress:
+    def __enter__(self) -> _NullProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def add_task(self, *a: Any, **k: Any) -> int:
+        return 0
+
+    def advance(self, *a: Any, **k: Any) -> None:
+        return None
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+
+
+def _features(env: Any, image_size: int) -> dict[str, dict[str, Any]]:
+    img = {"dtype": "image", "shape": [image_size, image_size, 3], "names": ["height", "width", "channels"]}
+    return {
+        f"{IMAGE_PREFIX}overhead": dict(img),
+        f"{IMAGE_PREFIX}wrist": dict(img),
+        "observation.state": {"dtype": "float32", "shape": [env.state_dim], "names": list(env.state_names)},
+        "action": {"dtype": "float32", "shape": [env.action_dim], "names": list(env.action_names)},
+        "subtask": {"dtype": "string", "shape": [1], "names": None},
+        **DEFAULT_FEATURES,
+    }
+
+
+def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any) -> None:
+    """Write the LeRobot layout under ``root`` from per-episode shard files."""
+    features = _features(env, args["image_size"])
+    task_ids: dict[str, int] = {}
+    ep_rows: list[dict[str, Any]] = []
+    pending: dict[str, list] = {k: [] for k in features}
+    all_state, all_action, img_sample = [], [], {"overhead": [], "wrist": []}
+    file_index, pending_bytes, index = 0, 0, 0
+    limit = DEFAULT_DATA_FILE_SIZE_IN_MB * 1024 * 1024
+    step = bar.add_task("assembling", total=len(shards))
+
+    def flush() -> None:
+        nonlocal file_index, pending_bytes
+        if not pending["index"]:
+            return
+        cols = {k: arrow_column(features[k], pending[k] if features[k]["dtype"] in ("image", "string")
+                                else np.concatenate(pending[k])) for k in features}
+        write_table(root / DATA_PATH.format(chunk_index=file_index // DEFAULT_CHUNK_SIZE,
+                                            file_index=file_index % DEFAULT_CHUNK_SIZE), cols, features)
+        for k in pending:
+            pending[k] = []
+        file_index, pending_bytes = file_index + 1, 0
+
+    for e, shard in enumerate(shards):
+        ep = _load_episode(shard)
+        n = len(ep["action"])
+        tid = task_ids.setdefault(ep["task"], len(task_ids))
+        pngs = {c: [encode_png(im) for im in ep["images"][c]] for c in ("overhead", "wrist")}
+        size = sum(len(b) for c in pngs for b in pngs[c]) + n * 64
+        if pending_bytes and pending_bytes + size > limit:
+            flush()
+        for c in ("overhead", "wrist"):
+            pending[f"{IMAGE_PREFIX}{c}"].extend(pngs[c])
+            img_sample[c].append(ep["images"][c][:: max(1, n // 4)])
+        pending["observation.state"].append(ep["state"])
+        pending["action"].append(ep["action"])
+        pending["subtask"].extend(ep["subtask"])
+        pending["timestamp"].append(np.arange(n, dtype=np.float32) / FPS)
+        pending["frame_index"].append(np.arange(n, dtype=np.int64))
+        pending["episode_index"].append(np.full(n, e, np.int64))
+        pending["index"].append(np.arange(index, index + n, dtype=np.int64))
+        pending["task_index"].append(np.full(n, tid, np.int64))
+        pending_bytes += size
+        all_state.append(ep["state"])
+        all_action.append(ep["action"])
+        ep_stats = {"observation.state": feature_stats(ep["state"]), "action": feature_stats(ep["action"])}
+        row = {"episode_index": e, "tasks": [ep["task"]], "length": n,
+               "data/chunk_index": file_index // DEFAULT_CHUNK_SIZE, "data/file_index": file_index % DEFAULT_CHUNK_SIZE,
+               "dataset_from_index": index, "dataset_to_index": index + n,
+               "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+               "tabletop/family": ep["family"], "tabletop/style": ep["style"], "tabletop/seed": int(ep["seed"])}
+        for feat, st in ep_stats.items():
+            for name, value in st.items():
+                row[f"stats/{feat}/{name}"] = np.asarray(value, np.float64).reshape(-1).tolist()
+        ep_rows.append(row)
+        index += n
+        bar.advance(step)
+    flush()
+    import pyarrow as pa
+
+    cols = {k: pa.array([r[k] for r in ep_rows]) for k in ep_rows[0]}
+    write_table(root / EPISODES_PATH.format(chunk_index=0, file_index=0), cols, {})
+    write_tasks(root / TASKS_PATH, list(task_ids))
+    stats = {"observation.state": feature_stats(np.concatenate(all_state)),
+             "action": feature_stats(np.concatenate(all_action))}
+    for c in ("overhead", "wrist"):
+        stats[f"{IMAGE_PREFIX}{c}"] = image_stats(np.concatenate(img_sample[c]))
+    atomic_write_text(root / STATS_PATH, json.dumps(jsonable(stats)))
+    info = {
+        "codebase_version": CODEBASE_VERSION, "robot_type": f"tabletop_{args['embodiment']}", "fps": FPS,
+        "total_episodes": len(shards), "total_frames": index, "total_tasks": len(task_ids),
+        "chunks_size": DEFAULT_CHUNK_SIZE, "data_files_size_in_mb": DEFAULT_DATA_FILE_SIZE_IN_MB,
+        "video_files_size_in_mb": DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+        "data_path": DATA_PATH,
+        "video_path": None, "features": features, "splits": {"train": f"0:{len(shards)}"},
+        "vlakit": {"args": args},
+    }
+    # info.json last: its presence marks the folder complete
+    atomic_write_text(root / INFO_PATH, json.dumps(info, indent=2))

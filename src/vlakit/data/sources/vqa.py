@@ -1,0 +1,55 @@
+"""The ``tabletop_vqa`` data source: questions and answers about rendered tabletop scenes.
+
+Samples are rendered on the fly from their index (deterministic, nothing cached): rendering a
+scene costs well under a millisecond. They carry images, a question as prompt and the answer as
+target text; no state, no actions (the stand-in for web data in the co-training mixture).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from vlakit.interfaces.data_source import DataSource, DataSourceConfig
+from vlakit.registry import DATA_SOURCES
+
+
+class TabletopVQAConfig(DataSourceConfig):
+    type: Literal["tabletop_vqa"] = "tabletop_vqa"
+    num_samples: int = Field(20000, ge=1, description="size of the (virtual) dataset")
+    split: Literal["train", "unseen"] = "train"
+    seed: int = 0
+    image_size: int = Field(64, ge=16, le=512)
+
+    def build(self, *, name: str = "tabletop_vqa", cache_dir: Path | None = None, **_: Any) -> TabletopVQA:
+        return TabletopVQA(self, name=name)
+
+
+@DATA_SOURCES.register
+class TabletopVQA(DataSource):
+    Config = TabletopVQAConfig
+
+    def __init__(self, config: TabletopVQAConfig, *, name: str) -> None:
+        self.config = config
+        self.name = name
+        self._local = threading.local()  # one renderer per thread (it holds per-scene buffers)
+
+    def __len__(self) -> int:
+        return self.config.num_samples
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from vlakit.envs.tabletop.vqa import make_vqa
+
+        if not 0 <= index < len(self):
+            raise IndexError(f"data source {self.name!r}: index {index} out of range [0, {len(self)})")
+        renderer = getattr(self._local, "renderer", None)
+        if renderer is None:
+            from vlakit.envs.tabletop.render import Renderer
+
+            renderer = self._local.renderer = Renderer(size=self.config.image_size)
+        s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer)
+        return {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
+                "target_text": s.answer, "robot_type": None}

@@ -1,0 +1,130 @@
+"""Task families of the tabletop world: instruction, per-step subtask label and success test.
+
+=========== =============================================== ==========================================
+family      success                                         subtasks (in order)
+=========== =============================================== ==========================================
+reach       gripper within ``OBJECT_RADIUS + 0.025`` of it  move to the X
+push        X's centre >= 0.03 inside the zone, not held    move behind the X, push the X into Z
+pick_place  X's centre >= 0.02 inside the zone, released    pick up the X, place the X in Z
+tidy        every object inside the bin, none held          pick up / place in the bin, per object
+=========== =============================================== ==========================================
+
+Subtasks are computed from the world state (not from the expert), so a policy's rollout gets the
+same labels as the demonstrations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from vlakit.envs.tabletop.language import INSTRUCTIONS, SUBTASKS
+from vlakit.envs.tabletop.scene import GRIPPER_RADIUS, OBJECT_RADIUS, Scene, Split, sample_scene
+from vlakit.envs.tabletop.world import CONTACT, World
+
+Family = Literal["reach", "push", "pick_place", "tidy"]
+FAMILIES: tuple[str, ...] = ("reach", "push", "pick_place", "tidy")
+SINGLE_STEP_FAMILIES: tuple[str, ...] = ("reach", "push", "pick_place")
+
+#: default episode step limits (the expert needs well under half of these)
+MAX_STEPS: dict[str, int] = {"reach": 40, "push": 80, "pick_place": 80, "tidy": 200}
+
+REACH_TOLERANCE = OBJECT_RADIUS + 0.025
+PUSH_MARGIN = 0.03
+PLACE_MARGIN = 0.02
+#: where the tidy expert drops the k-th object, relative to the bin centre
+BIN_SLOTS = np.array([[-0.06, -0.06], [0.06, 0.06], [-0.06, 0.06], [0.06, -0.06]])
+
+
+@dataclass(frozen=True)
+class Task:
+    """One episode's task. ``target`` is an object index, ``zone`` an index into ``scene.zones``."""
+
+    family: str
+    scene: Scene
+    instruction: str
+    target: int
+    zone: int
+
+    def obj(self, i: int | None = None) -> str:
+        return self.scene.objects[self.target if i is None else i].name
+
+    def zone_name(self) -> str:
+        return self.scene.zones[self.zone].name
+
+    # -- success -------------------------------------------------------------------------------
+    def success(self, world: World) -> bool:
+        pos = world.positions
+        if self.family == "reach":
+            return bool(np.linalg.norm(world.gripper - pos[self.target]) <= REACH_TOLERANCE)
+        zone = self.scene.zones[self.zone]
+        if self.family == "push":
+            return world.held != self.target and zone.contains(pos[self.target], margin=PUSH_MARGIN)
+        if self.family == "pick_place":
+            return world.held != self.target and zone.contains(pos[self.target], margin=PLACE_MARGIN)
+        if self.family == "tidy":
+            return world.held < 0 and all(zone.contains(p, margin=PLACE_MARGIN) for p in pos)
+        raise ValueError(f"unknown task family {self.family!r}")
+
+    # -- subtasks ------------------------------------------------------------------------------
+    def subtask(self, world: World) -> str:
+        """The label of what should happen now (world-state based)."""
+        if self.family == "reach":
+            return SUBTASKS["reach"].format(obj=self.obj())
+        if self.family == "push":
+            key = "push" if push_aligned(world, self.target, self.push_direction(world)) else "approach"
+            return SUBTASKS[key].format(obj=self.obj(), zone=self.zone_name())
+        if self.family == "pick_place":
+            key = "place" if world.held == self.target else "pick"
+            return SUBTASKS[key].format(obj=self.obj(), zone=self.zone_name())
+        k = self.tidy_next(world)
+        key = "place" if world.held == k else "pick"
+        return SUBTASKS[key].format(obj=self.obj(k), zone="the bin")
+
+    def push_direction(self, world: World) -> np.ndarray:
+        d = np.asarray(self.scene.zones[self.zone].centre) - world.positions[self.target]
+        n = float(np.linalg.norm(d))
+        return d / n if n > 1e-9 else np.array([0.0, 1.0])
+
+    def tidy_next(self, world: World) -> int:
+        """The object being tidied: the held one, else the first one outside the bin."""
+        if world.held >= 0:
+            return world.held
+        zone = self.scene.zones[self.zone]
+        for i, p in enumerate(world.positions):
+            if not zone.contains(p, margin=PLACE_MARGIN):
+                return i
+        return len(world.positions) - 1
+
+
+def push_aligned(world: World, target: int, direction: np.ndarray) -> bool:
+    """True when the closed, empty gripper sits right behind ``target`` on the push line."""
+    if not world.closed or world.held >= 0:
+        return False
+    rel = world.positions[target] - world.gripper
+    along = float(rel @ direction)
+    across = abs(float(rel[0] * direction[1] - rel[1] * direction[0]))
+    return across < 0.025 and 0.0 < along < CONTACT + 0.13
+
+
+def sample_task(rng: np.random.Generator, *, family: str, split: Split) -> Task:
+    """Draw a scene and a task of ``family`` for ``split``."""
+    if family == "tidy":
+        scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 4)), zone_colours=0, with_bin=True)
+        template = INSTRUCTIONS["tidy"][int(rng.integers(len(INSTRUCTIONS["tidy"])))]
+        return Task(family, scene, template, target=0, zone=len(scene.zones) - 1)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown tabletop task family {family!r}; valid: {', '.join(FAMILIES)}")
+    scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2, with_bin=False)
+    target = int(rng.integers(len(scene.objects)))
+    zone = int(rng.integers(len(scene.zones)))
+    templates = INSTRUCTIONS[family]
+    text = templates[int(rng.integers(len(templates)))].format(obj=scene.objects[target].name,
+                                                                zone=scene.zones[zone].name)
+    return Task(family, scene, text, target=target, zone=zone)
+
+
+__all__ = ["Family", "FAMILIES", "SINGLE_STEP_FAMILIES", "MAX_STEPS", "Task", "sample_task", "push_aligned",
+           "GRIPPER_RADIUS"]

@@ -1,0 +1,108 @@
+"""Question-answer pairs about rendered tabletop scenes (the stand-in for web VQA data).
+
+Questions cover colour, shape, counting, relative position, which zone, object locations as text
+and the object nearest the gripper. ``make_vqa(seed, ...)`` is deterministic in its seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vlakit.envs.tabletop.embodiments import FreeGripper
+from vlakit.envs.tabletop.language import NUMBER_WORDS, REGIONS, VQA_QUESTIONS
+from vlakit.envs.tabletop.render import Renderer
+from vlakit.envs.tabletop.scene import COLOUR_NAMES, Scene, Split, sample_scene
+
+QUESTION_TYPES: tuple[str, ...] = tuple(VQA_QUESTIONS)
+_MIN_SEPARATION = 0.08  #: relative-position questions need objects at least this far apart
+
+
+@dataclass(frozen=True)
+class VQASample:
+    images: dict[str, np.ndarray]
+    question: str
+    answer: str
+    kind: str
+
+
+def region_of(xy: np.ndarray) -> str:
+    """3x3 grid cell name of a table position (``top`` = far side = top of the overhead image)."""
+    col = min(int(xy[0] * 3), 2)
+    row = 2 - min(int(xy[1] * 3), 2)
+    return REGIONS[row * 3 + col]
+
+
+def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator) -> tuple[str, str] | None:
+    objs, pos = scene.objects, scene.positions
+    n = len(objs)
+    t = VQA_QUESTIONS[kind]
+    pick = int(rng.integers(n))
+    if kind == "colour":
+        unique = [i for i in range(n) if sum(o.shape == objs[i].shape for o in objs) == 1]
+        if not unique:
+            return None
+        i = unique[int(rng.integers(len(unique)))]
+        return t.format(shape=objs[i].shape), objs[i].colour
+    if kind == "shape":
+        unique = [i for i in range(n) if sum(o.colour == objs[i].colour for o in objs) == 1]
+        if not unique:
+            return None
+        i = unique[int(rng.integers(len(unique)))]
+        return t.format(colour=objs[i].colour), objs[i].shape
+    if kind == "count_all":
+        return t, NUMBER_WORDS[n]
+    if kind == "count_colour":
+        colour = COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]
+        return t.format(colour=colour), NUMBER_WORDS[sum(o.colour == colour for o in objs)]
+    if kind in ("left_right", "above_below"):
+        j = int(rng.integers(n - 1))
+        j = j + (j >= pick)
+        axis = 0 if kind == "left_right" else 1
+        delta = pos[pick, axis] - pos[j, axis]
+        if abs(delta) < _MIN_SEPARATION:
+            return None
+        words = ("left", "right") if axis == 0 else ("below", "above")
+        return t.format(obj=objs[pick].name, obj2=objs[j].name), words[int(delta > 0)]
+    if kind == "zone":
+        inside = [z.name for z in scene.zones if z.contains(pos[pick])]
+        return t.format(obj=objs[pick].name), inside[0] if inside else "none"
+    if kind == "where":
+        return t.format(obj=objs[pick].name), region_of(pos[pick])
+    if kind == "what_at":
+        region = REGIONS[int(rng.integers(len(REGIONS)))]
+        there = [o.name for o, p in zip(objs, pos) if region_of(p) == region]
+        if len(there) > 1:
+            return None
+        return t.format(region=region), f"the {there[0]}" if there else "nothing"
+    if kind == "closest":
+        d = np.linalg.norm(pos - gripper, axis=1)
+        order = np.argsort(d)
+        if n > 1 and d[order[1]] - d[order[0]] < 0.05:
+            return None
+        return t, f"the {objs[int(order[0])].name}"
+    raise ValueError(f"unknown VQA question type {kind!r}")
+
+
+def make_vqa(seed: int, *, split: Split, renderer: Renderer) -> VQASample:
+    """One question about one freshly drawn scene, rendered with ``renderer``."""
+    rng = np.random.default_rng([int(seed), 4242])
+    scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2, with_bin=False,
+                         objects_in_zones=0.3)
+    gripper = FreeGripper()
+    gripper.reset(rng)
+    renderer.set_scene(scene)
+    images = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0, held=-1,
+                             links=None)
+    kind = QUESTION_TYPES[int(seed) % len(QUESTION_TYPES)]
+    for _ in range(8):
+        qa = _ask(kind, scene, gripper.position, rng)
+        if qa is not None:
+            break
+        kind = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))]
+    else:
+        kind = "count_all"
+        qa = _ask(kind, scene, gripper.position, rng)
+    assert qa is not None
+    return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind)

@@ -1,0 +1,99 @@
+"""Who acts in a rollout: a trained policy, a uniform random policy, or the environment's scripted expert."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vlakit.errors import VlakitError
+from vlakit.interfaces.env import Env, EnvObservation
+
+
+@dataclass
+class ActorStep:
+    """One decision: an action chunk ``[h, action_dim]`` in env units, executed open-loop.
+
+    ``valid`` False means the chunk must not be executed (``error`` says why).
+    """
+
+    actions: np.ndarray
+    subtask: str | None = None
+    valid: bool = True
+    error: str | None = None
+
+
+class Actor(ABC):
+    """Maps an observation to an action chunk. ``reset`` is called at the start of each episode."""
+
+    name: str = "actor"
+
+    def reset(self, env: Env, *, seed: int) -> None:  # noqa: B027 - optional hook
+        """Prepare for a new episode of ``env``."""
+
+    @abstractmethod
+    def act(self, obs: EnvObservation) -> ActorStep: ...
+
+
+class PolicyActor(Actor):
+    """A loaded policy (:class:`vlakit.policy_io.LoadedPolicy`): subtask + chunk as the recipe says."""
+
+    name = "policy"
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+
+    def act(self, obs: EnvObservation) -> ActorStep:
+        result = self.loaded.infer_batch([obs])
+        subtask = result.subtask[0] if result.subtask is not None else None
+        return ActorStep(actions=result.actions[0], subtask=subtask, valid=bool(result.valid[0]),
+                         error=result.errors[0])
+
+
+class RandomActor(Actor):
+    """Uniform random actions in ``[low, high]`` per dimension (the env's ``action_bounds`` if it has them)."""
+
+    name = "random"
+
+    def __init__(self, *, horizon: int, seed: int = 0) -> None:
+        self.horizon = horizon
+        self.rng = np.random.default_rng(seed)
+        self.low: np.ndarray | None = None
+        self.high: np.ndarray | None = None
+
+    def reset(self, env: Env, *, seed: int) -> None:
+        bounds = getattr(env, "action_bounds", None)
+        if callable(bounds):
+            bounds = bounds()
+        if bounds is None:
+            self.low, self.high = -np.ones(env.action_dim), np.ones(env.action_dim)
+        else:
+            self.low, self.high = (np.asarray(b, dtype=np.float64) for b in bounds)
+        self.rng = np.random.default_rng([seed, 7])
+
+    def act(self, obs: EnvObservation) -> ActorStep:
+        assert self.low is not None and self.high is not None, "reset() first"
+        return ActorStep(actions=self.rng.uniform(self.low, self.high, (self.horizon, len(self.low)))
+                         .astype(np.float32))
+
+
+class ExpertActor(Actor):
+    """The environment's scripted expert (``env.expert_action()``), one action per call."""
+
+    name = "expert"
+
+    def __init__(self) -> None:
+        self.env: Env | None = None
+
+    def reset(self, env: Env, *, seed: int) -> None:
+        if not callable(getattr(env, "expert_action", None)):
+            raise VlakitError(f"environment {type(env).__name__} has no scripted expert (expert_action())")
+        self.env = env
+
+    def act(self, obs: EnvObservation) -> ActorStep:
+        assert self.env is not None, "reset() first"
+        action = np.asarray(self.env.expert_action(), dtype=np.float32)  # type: ignore[attr-defined]
+        subtask = obs.info.get("subtask") if isinstance(obs.info, dict) else None
+        return ActorStep(actions=action[None], subtask=subtask)

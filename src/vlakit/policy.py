@@ -1,0 +1,235 @@
+"""``VLAPolicy``: builds the segment sequence, computes the named losses, samples actions.
+
+Training sequence (DESIGN §4), in order: one image segment per camera and the prompt (expert 0,
+bidirectional prefix), the target text (expert 0, causal; subtask or answer), then each requested
+head's segments -- FAST tokens (expert 0, causal, hidden from other experts) and the state/action
+blocks of the flow head (action expert). One backbone pass serves every loss.
+
+Inference is hierarchical: the prefix runs once into a KV cache, the subtask is optionally decoded
+greedily (extending the cache), and the head named by ``model.inference.actions_from`` acts on that
+cache -- the flow head runs only the action expert per Euler step. :meth:`VLAPolicy.sample_actions_uncached`
+is the reference path that recomputes everything every step (tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vlakit.errors import VlakitError
+from vlakit.interfaces.action_head import ActionHead, InferenceInputs, TrainingInputs
+from vlakit.interfaces.language import LanguageBackbone
+from vlakit.interfaces.state import StateEncoder
+from vlakit.interfaces.vision import VisionEncoder
+from vlakit.nn.decoding import greedy_decode
+from vlakit.nn.runner import Context, SequenceRunner
+from vlakit.nn.segments import Segment
+from vlakit.types import ActionChunk, Batch, Observation
+
+TEXT_LOSS = "text"
+
+
+class PolicyInputError(VlakitError, ValueError):
+    """An observation or batch the policy cannot use (missing camera, prompt too long, ...)."""
+
+
+class VLAPolicy(nn.Module):
+    """A vision-language-action policy assembled from components by :func:`vlakit.recipe.build.build_policy`.
+
+    Attributes:
+        spec: the :class:`~vlakit.recipe.model_spec.ModelSpec` it was built from.
+        text_tokenizer: prompt/subtask tokenizer.
+        action_tokenizer: the action tokenizer, or None.
+    """
+
+    def __init__(self, *, spec: Any, vision: VisionEncoder, language: LanguageBackbone, state: StateEncoder,
+                 heads: dict[str, ActionHead], text_tokenizer: Any, action_tokenizer: Any | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.vision = vision
+        self.language = language
+        self.state_encoder = state
+        self.heads = nn.ModuleDict(heads)
+        self.text_tokenizer = text_tokenizer
+        self.action_tokenizer = action_tokenizer
+        self.runner = SequenceRunner(language, knowledge_insulation=spec.knowledge_insulation)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.language.parameters()).device
+
+    def loss_names(self) -> list[str]:
+        """Every loss this policy can compute: its heads, and ``text`` when the recipe has text targets."""
+        return list(self.heads) + ([TEXT_LOSS] if self.spec.text_loss else [])
+
+    def prefix_segments(self, observation: Observation) -> list[Segment]:
+        """Image segments (one per camera, recipe order) and the prompt segment, all on expert 0."""
+        obs = observation
+        b = obs.batch_size
+        missing = [c for c in self.spec.cameras if c not in obs.images]
+        if missing:
+            raise PolicyInputError(f"observation lacks camera(s) {missing}; the recipe's model.cameras are "
+                                   f"{self.spec.cameras}, the observation has {sorted(obs.images)}")
+        device = self.device
+        pixels = torch.cat([self.vision.preprocess(obs.images[c].to(device)) for c in self.spec.cameras])
+        tokens = self.vision(pixels).split(b)
+        segs = []
+        for cam, tok in zip(self.spec.cameras, tokens):
+            mask = obs.image_masks.get(cam)
+            valid = (mask.to(device=device, dtype=torch.bool) if mask is not None
+                     else torch.ones(b, dtype=torch.bool, device=device))
+            segs.append(Segment(f"image/{cam}", tok, valid[:, None].expand(b, tok.shape[1]), expert=0,
+                                attention="prefix"))
+        prompts = self.state_encoder.prompt(tasks=list(obs.prompt), state=obs.state.to(device),
+                                            state_mask=obs.state_mask.to(device))
+        ids = self.text_tokenizer.encode(prompts, add_bos=True)
+        limit = self.spec.max_token_len
+        too_long = [(i, len(x)) for i, x in enumerate(ids) if len(x) > limit]
+        if too_long:
+            i, n = too_long[0]
+            raise PolicyInputError(f"prompt of sample {i} is {n} tokens, more than model.max_token_len={limit}: "
+                                   f"{prompts[i]!r}")
+        tok_ids, valid = _pad(ids, limit, self.text_tokenizer.pad_id, device)
+        segs.append(Segment("prompt", self.language.embed(tok_ids), valid, expert=0, attention="prefix"))
+        return segs
+
+    def target_text_segment(self, batch: Batch) -> tuple[Segment, Tensor, Tensor] | None:
+        """(``text`` segment ``[BOS, t...]``, labels ``[t..., EOS]``, label mask) or None without targets."""
+        targets = batch.target_text
+        if not any(t is not None for t in targets):
+            return None
+        tok = self.text_tokenizer
+        encoded = tok.encode([t if t is not None else "" for t in targets])
+        limit = self.spec.max_target_tokens
+        for i, (t, ids) in enumerate(zip(targets, encoded)):
+            if t is not None and len(ids) > limit:
+                raise PolicyInputError(f"target text of sample {i} is {len(ids)} tokens, more than "
+                                       f"model.max_target_tokens={limit}: {t!r}")
+        length = 1 + max(len(ids) for t, ids in zip(targets, encoded) if t is not None)
+        b, device = len(targets), self.device
+        inp = torch.full((b, length), tok.bos_id, dtype=torch.long)
+        labels = torch.full((b, length), tok.eos_id, dtype=torch.long)
+        valid = torch.zeros(b, length, dtype=torch.bool)
+        for i, (t, ids) in enumerate(zip(targets, encoded)):
+            if t is None:
+                continue
+            inp[i, 1:1 + len(ids)] = torch.tensor(ids, dtype=torch.long)
+            labels[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            valid[i, :len(ids) + 1] = True
+        inp, labels, valid = inp.to(device), labels.to(device), valid.to(device)
+        seg = Segment("text", self.language.embed(inp), valid, expert=0, attention="causal")
+        return seg, labels, valid
+
+    # -- training -------------------------------------------------------------------------------------
+    def compute_loss(self, batch: Batch, *, losses: Collection[str] | None = None) -> dict[str, Tensor]:
+        """Scalar losses keyed by head name and ``text``; ``losses`` restricts what is computed."""
+        available = self.loss_names()
+        wanted = list(available) if losses is None else list(losses)
+        unknown = [n for n in wanted if n not in available]
+        if unknown:
+            raise PolicyInputError(f"unknown loss(es) {unknown}; this policy computes {available}")
+        if not wanted:
+            raise PolicyInputError(f"no loss requested; this policy computes {available}")
+        batch = batch.to(self.device)
+        segments = self.prefix_segments(batch.observation)
+        text = self.target_text_segment(batch) if self.spec.text_loss else None
+        if text is not None:
+            segments.append(text[0])
+        inputs = TrainingInputs(batch=batch, embed_tokens=self.language.embed,
+                                state_tokens=self.state_encoder.tokens(batch.observation.state.to(self.device)),
+                                start_token=self.text_tokenizer.bos_id, eos_token=self.text_tokenizer.eos_id)
+        passes = {name: self.heads[name].prepare(inputs) for name in self.heads if name in wanted}
+        order = sorted(passes, key=lambda n: min((s.expert for s in passes[n].segments), default=0))
+        conds: dict[int, Tensor] = {}
+        for name in order:
+            segments.extend(passes[name].segments)
+            conds.update(passes[name].conds)
+        result = self.runner.run(segments, conds=conds)
+        out: dict[str, Tensor] = {}
+        for name in order:
+            out[name] = self.heads[name].loss(inputs=inputs, prepared=passes[name], hidden=result.hidden,
+                                              logits=self.language.logits)
+        if TEXT_LOSS in wanted:
+            if text is None:  # no sample has a text target: a zero that keeps the graph
+                out[TEXT_LOSS] = result.hidden["prompt"].sum() * 0.0
+            else:
+                scores = self.language.logits(result.hidden["text"])
+                ce = F.cross_entropy(scores.flatten(0, 1), text[1].flatten(), reduction="none")
+                w = text[2].flatten().float()
+                out[TEXT_LOSS] = (ce * w).sum() / w.sum().clamp_min(1.0)
+        return out
+
+    def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part: ``vision``, ``language`` (expert 0 + embedding), ``expert`` (experts >= 1),
+        ``heads`` (heads and the state encoder). Every parameter is in exactly one group."""
+        experts = [p for i in range(1, len(self.language.expert_widths)) for p in self.language.expert_parameters(i)]
+        groups = {
+            "vision": list(self.vision.parameters()),
+            "language": self.language.expert_parameters(0),
+            "expert": experts,
+            "heads": list(self.heads.parameters()) + list(self.state_encoder.parameters()),
+        }
+        return {k: v for k, v in groups.items() if v}
+
+    def stats(self) -> dict[str, int]:
+        """Counters from the components (clipped state values, skipped FAST chunks, ...)."""
+        out = dict(self.state_encoder.stats())
+        for head in self.heads.values():
+            out.update(head.stats())
+        return out
+
+    # -- inference ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_actions(self, observation: Observation, *, noise: Tensor | None = None,
+                       num_steps: int | None = None) -> ActionChunk:
+        """Actions ``[B, H, A]`` (normalised units), prefix computed once into a KV cache."""
+        prefix = self.prefix_segments(observation.to(self.device))
+        return self._act(observation, self.runner.run(prefix).context(), noise=noise, num_steps=num_steps)
+
+    @torch.no_grad()
+    def sample_actions_uncached(self, observation: Observation, *, noise: Tensor | None = None,
+                                num_steps: int | None = None) -> ActionChunk:
+        """Reference path: the same computation, but the prefix is recomputed at every step."""
+        prefix = self.prefix_segments(observation.to(self.device))
+        return self._act(observation, prefix, noise=noise, num_steps=num_steps)
+
+    def _act(self, observation: Observation, context: Context, *, noise: Tensor | None,
+             num_steps: int | None) -> ActionChunk:
+        inference = self.spec.inference
+        b = observation.batch_size
+        tok = self.text_tokenizer
+        subtask = None
+        if inference.predict_subtask:
+            allowed = torch.zeros(self.language.vocab_size, dtype=torch.bool, device=self.device)
+            allowed[:tok.vocab_size] = True
+            for special in (tok.bos_id, tok.pad_id):
+                allowed[special] = False
+            decoded = greedy_decode(runner=self.runner, context=context, embed_tokens=self.language.embed,
+                                    logits=self.language.logits, start_token=tok.bos_id, eos_token=tok.eos_id,
+                                    allowed=allowed, max_tokens=inference.max_subtask_tokens, name="subtask",
+                                    batch_size=b)
+            context = decoded.context
+            subtask = tok.decode(decoded.ids)
+        state = observation.state.to(self.device)
+        inputs = InferenceInputs(runner=self.runner, context=context, state_tokens=self.state_encoder.tokens(state),
+                                 batch_size=b, start_token=tok.bos_id, eos_token=tok.eos_id,
+                                 embed_tokens=self.language.embed, logits=self.language.logits)
+        chunk = self.heads[inference.actions_from].sample(inputs, noise=noise,
+                                                          num_steps=num_steps or inference.num_steps)
+        chunk.subtask = subtask
+        return chunk
+
+
+def _pad(ids: list[list[int]], length: int, pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists to ``length``: (long ``[B, length]``, bool valid ``[B, length]``)."""
+    out = torch.full((len(ids), length), pad_id, dtype=torch.long)
+    valid = torch.zeros(len(ids), length, dtype=torch.bool)
+    for i, x in enumerate(ids):
+        out[i, :len(x)] = torch.tensor(x, dtype=torch.long)
+        valid[i, :len(x)] = True
+    return out.to(device), valid.to(device)

@@ -1,0 +1,198 @@
+"""``vlakit train``: a recipe in, a trained self-contained policy folder out.
+
+Steps: pick the backend -> generate/cache the data -> compute (or load) norm stats -> fit (or load)
+the action tokenizer -> build the policy -> run the stages -> save the policy folder (EMA weights
+when EMA is on), ``metrics.csv`` and ``loss_curve.png``.
+
+Run folder::
+
+    recipe.yaml  assets/norm_stats.json  assets/action_tokenizer/  checkpoints/  metrics.jsonl
+    metrics.csv  loss_curve.png  policy/  train_summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlakit.errors import VlakitError
+from vlakit.io import atomic_write_text
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    policy_dir: Path
+    metrics_csv: Path
+    loss_curve: Path
+    wall_s: float
+    total_steps: int
+    final_losses: dict[str, float]
+
+
+def process_rank() -> int:
+    """Global rank of this process (Lightning's DDP launcher re-runs the command with these set)."""
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def quiet_lightning() -> None:
+    """Lightning's info lines (GPU available, tips) drown the progress output."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+
+
+def _check_recipe_file(out_dir: Path, recipe: Any, *, resume: bool, write: bool) -> None:
+    from vlakit.recipe.load import recipe_to_yaml
+
+    text = recipe_to_yaml(recipe)
+    path = out_dir / "recipe.yaml"
+    if resume and path.is_file():
+        old = path.read_text(encoding="utf-8")
+        if old != text:
+            diff = next((f"{a.strip()!r} -> {b.strip()!r}" for a, b in zip(old.splitlines(), text.splitlines())
+                         if a != b), "lengths differ")
+            raise VlakitError(f"cannot resume {out_dir}: the recipe differs from the one the run began with "
+                              f"({path}; first difference {diff}). Resume with the same recipe and --set values.")
+    if write:
+        atomic_write_text(path, text)
+
+
+def prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool = True,
+                   write: bool = True) -> tuple[Any, Any]:
+    """Generate/cache data, then fit-or-load norm stats and the action tokenizer (saved under ``assets/``).
+
+    Returns ``(norm_stats, action_tokenizer_or_None)``.
+    """
+    from vlakit.data import NormStats, compute_norm_stats, iter_action_chunks, prepare_sources
+
+    assets = out_dir / "assets"
+    console.print(f"[bold]data[/]: preparing {', '.join(recipe.data.sources)} (cache {recipe.data.cache_dir})")
+    prepare_sources(recipe.data, cache_dir=None, progress=progress)
+    stats_path = assets / "norm_stats.json"
+    if stats_path.is_file():
+        norm_stats = NormStats.load(stats_path)
+        console.print(f"[bold]norm stats[/]: loaded {stats_path}")
+    else:
+        t0 = time.perf_counter()
+        norm_stats = compute_norm_stats(recipe.data, model_spec=recipe.model)
+        if write:
+            norm_stats.save(stats_path)
+        console.print(f"[bold]norm stats[/]: computed in {time.perf_counter() - t0:.1f}s -> {stats_path}")
+    spec = recipe.model.action_tokenizer
+    if spec is None:
+        return norm_stats, None
+    from vlakit.registry import ACTION_TOKENIZERS
+
+    tok_dir = assets / "action_tokenizer"
+    cls = ACTION_TOKENIZERS.get(spec.type)
+    if (tok_dir / "DONE").is_file():
+        tokenizer = cls.load(tok_dir)
+        console.print(f"[bold]action tokenizer[/]: loaded {spec.type} from {tok_dir}")
+        return norm_stats, tokenizer
+    tokenizer = spec.build()
+    if not tokenizer.is_fitted:
+        t0 = time.perf_counter()
+        chunks = np.asarray(iter_action_chunks(recipe.data, model_spec=recipe.model, norm_stats=norm_stats,
+                                               max_chunks=getattr(spec, "fit_chunks", None) or 4000))
+        console.print(f"[bold]action tokenizer[/]: fitting {spec.type} on {len(chunks)} chunks {chunks.shape[1:]}")
+        tokenizer.fit(chunks)
+        console.print(f"[bold]action tokenizer[/]: fitted in {time.perf_counter() - t0:.1f}s")
+    if write:
+        from vlakit.io import atomic_dir
+
+        with atomic_dir(tok_dir) as tmp:
+            tokenizer.save(tmp)
+            (tmp / "DONE").write_text("ok\n")
+    return norm_stats, tokenizer
+
+
+def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, console: Any = None,
+                 progress: bool = True, extra_callbacks: list[Any] | None = None) -> TrainResult:
+    """Train every stage of ``recipe`` into ``out_dir`` and save the policy folder ``out_dir/policy``.
+
+    Raises:
+        VlakitError: the recipe lacks ``data``/``train``; the run folder holds another run (without
+            ``resume``) or a different recipe (with it); a loss became non-finite (step, sources and
+            last good checkpoint named).
+    """
+    from rich.console import Console
+
+    from vlakit.backends import select_backend
+    from vlakit.data import build_train_loader
+    from vlakit.recipe.build import build_policy
+    from vlakit.training.data import DataFeed
+    from vlakit.training.report import plot_loss_curve, read_metrics, write_metrics_csv
+    from vlakit.training.stages import has_checkpoints, run_stages
+
+    console = console or Console()
+    if recipe.train is None or recipe.data is None:
+        raise VlakitError(f"recipe {recipe.name!r} has no `train:` and `data:` sections; it cannot be trained")
+    out_dir = Path(out_dir)
+    quiet_lightning()
+    start = time.perf_counter()
+    rank0 = process_rank() == 0
+    if has_checkpoints(out_dir) and not resume:
+        raise VlakitError(f"{out_dir} already holds checkpoints of a previous run; pass --resume to continue it, "
+                          f"or choose another --out")
+    _check_recipe_file(out_dir, recipe, resume=resume, write=rank0)
+    backend = select_backend(recipe.backend, precision=recipe.train.precision)
+    console.print(f"[bold]backend[/]: {backend.describe()}")
+    seed_everything(recipe.train.seed)
+    norm_stats, action_tok = prepare_inputs(recipe, out_dir=out_dir, console=console, progress=progress and rank0,
+                                            write=rank0)
+    seed_everything(recipe.train.seed)
+    policy = build_policy(recipe, device="cpu", action_tokenizer=action_tok)
+    n_params = sum(p.numel() for p in policy.parameters())
+    console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
+                  + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))
+
+    def make_loader(*, rank: int, world_size: int) -> Any:
+        return build_train_loader(recipe.data, model_spec=recipe.model, norm_stats=norm_stats,
+                                  seed=recipe.train.seed, rank=rank, world_size=world_size)
+
+    result = run_stages(policy=policy, train=recipe.train, feed=DataFeed(make_loader), out_dir=out_dir,
+                        backend=backend, resume=resume, console=console, progress=progress,
+                        extra_callbacks=extra_callbacks)
+    policy.to("cpu")
+    records = read_metrics(result.metrics_path)
+    final = {k: v for k, v in (records[-1] if records else {}).items() if k not in ("stage", "step", "stage_step")}
+    wall = time.perf_counter() - start
+    policy_dir = out_dir / "policy"
+    csv_path, png_path = out_dir / "metrics.csv", out_dir / "loss_curve.png"
+    if result.is_global_zero:
+        from vlakit.policy_io import save_policy
+
+        if result.ema is not None:
+            result.ema.copy_to(policy)
+        training = {"steps": result.total_steps, "train_wall_s": round(wall, 1), "backend": backend.describe(),
+                    "ema_decay": recipe.train.ema_decay,
+                    "final_losses": {k: round(v, 5) for k, v in final.items() if k not in ("lr",)}}
+        save_policy(policy, policy_dir, recipe=recipe, norm_stats=norm_stats, training=training)
+        write_metrics_csv(records, csv_path)
+        plot_loss_curve(records, png_path, title=f"{recipe.name}: training loss")
+        atomic_write_text(out_dir / "train_summary.json", json.dumps(
+            {"recipe": recipe.name, "policy_dir": str(policy_dir), **training}, indent=2) + "\n")
+    return TrainResult(out_dir=out_dir, policy_dir=policy_dir, metrics_csv=csv_path, loss_curve=png_path,
+                       wall_s=wall, total_steps=result.total_steps, final_losses=final)

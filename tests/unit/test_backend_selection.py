@@ -1,0 +1,128 @@
+"""Compute backends: cpu precision choice, auto selection by priority, unavailable-backend errors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+import torch
+
+from vlakit.backends import BackendUnavailableError, backend_statuses, best_available, select_backend
+from vlakit.backends import cpu as cpu_mod
+from vlakit.config import ComponentConfig
+from vlakit.errors import RegistryError, VlakitError
+from vlakit.interfaces.backend import ComputeBackend
+from vlakit.recipe.schema import Recipe
+from vlakit.registry import BACKENDS
+
+
+def _fake_backend(key: str, *, available: bool, priority: int) -> type[ComputeBackend]:
+    class Cfg(ComponentConfig):
+        type: Literal[key] = key  # type: ignore[valid-type]
+
+        def build(self, *, precision=None):
+            return Fake()
+
+    class Fake(ComputeBackend):
+        Config = Cfg
+
+        @classmethod
+        def availability(cls):
+            return available, "fake accelerator is " + ("present" if available else "unplugged")
+
+        device = property(lambda self: "cpu")
+        precision = property(lambda self: "32-true")
+        lightning_accelerator = property(lambda self: "cpu")
+
+        def autocast(self):
+            return torch.autocast("cpu", enabled=False)
+
+    Fake.priority = priority
+    Fake.__qualname__ = Fake.__name__ = f"Fake_{key}"
+    return Fake
+
+
+@pytest.fixture
+def fake_backends():
+    keys = []
+
+    def add(key, **kw):
+        BACKENDS.register(_fake_backend(key, **kw))
+        keys.append(key)
+
+    yield add
+    for k in keys:
+        BACKENDS.unregister(k)
+
+
+def test_cpu_precision_follows_bf16_support(monkeypatch):
+    cpu_mod.cpu_bf16_support.cache_clear()
+    monkeypatch.setattr(cpu_mod, "cpu_bf16_support", lambda: (True, "flags"))
+    assert select_backend("cpu").precision == "bf16-mixed"
+    assert select_backend("cpu", precision="32-true").precision == "32-true"
+    monkeypatch.setattr(cpu_mod, "cpu_bf16_support", lambda: (False, "the CPU lacks avx512_bf16"))
+    assert select_backend("cpu").precision == "32-true"
+    with pytest.raises(VlakitError, match="avx512_bf16"):
+        select_backend("cpu", precision="bf16-mixed")
+    with pytest.raises(VlakitError, match="16-mixed"):
+        select_backend("cpu", precision="16-mixed")
+
+
+def test_bf16_detection_reads_cpu_flags(tmp_path, monkeypatch):
+    real = cpu_mod.Path
+
+    def fake_path(p):
+        return real(tmp_path / "cpuinfo") if p == "/proc/cpuinfo" else real(p)
+
+    for flags, expected in [("fpu avx512f avx512_bf16 sse", True), ("fpu avx2 sse", False), ("amx_bf16", True)]:
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(cpu_mod, "Path", fake_path)
+        cpu_mod.cpu_bf16_support.cache_clear()
+        assert cpu_mod.cpu_bf16_support()[0] is expected
+    cpu_mod.cpu_bf16_support.cache_clear()
+
+
+def test_cpu_autocast_runs_bf16_matmuls():
+    backend = cpu_mod.CpuBackend(precision="bf16-mixed")
+    x = torch.randn(8, 8)
+    with backend.autocast():
+        assert (x @ x).dtype == torch.bfloat16
+    with cpu_mod.CpuBackend(precision="32-true").autocast():
+        assert (x @ x).dtype == torch.float32
+
+
+def test_auto_picks_highest_available_priority(fake_backends):
+    fake_backends("zz_fast", available=True, priority=50)
+    fake_backends("zz_faster", available=False, priority=90)
+    assert best_available() == "zz_fast"
+    assert type(select_backend("auto")).__name__ == "Fake_zz_fast"
+    statuses = {s.key: s for s in backend_statuses()}
+    assert statuses["zz_faster"].available is False and "unplugged" in statuses["zz_faster"].reason
+    assert "auto" not in statuses
+
+
+def test_auto_is_cpu_when_nothing_better():
+    if any(s.available and s.key != "cpu" for s in backend_statuses()):
+        pytest.skip("an accelerator backend is available here")
+    assert select_backend("auto").device == "cpu"
+
+
+def test_unavailable_backend_says_why_and_lists_available(fake_backends):
+    fake_backends("zz_gpu", available=False, priority=90)
+    with pytest.raises(BackendUnavailableError) as info:
+        select_backend("zz_gpu")
+    text = str(info.value)
+    assert "'zz_gpu'" in text and "unplugged" in text and "cpu" in text.split("Available backends:")[1]
+
+
+def test_unknown_backend_names_closest():
+    with pytest.raises(RegistryError, match="Did you mean 'cpu'"):
+        select_backend("cpuu")
+
+
+def test_recipe_backend_field_validates_cpu_options():
+    model = {"vision": "conv", "language": "gemma", "state": "discrete_text", "heads": {"flow_matching": {}}}
+    r = Recipe.model_validate({"name": "x", "model": model, "backend": {"type": "cpu", "precision": "32-true"}})
+    assert select_backend(r.backend).precision == "32-true"
+    with pytest.raises(Exception, match="precision"):
+        Recipe.model_validate({"name": "x", "model": model, "backend": {"type": "cpu", "precision": "fp8"}})

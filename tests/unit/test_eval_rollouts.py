@@ -1,0 +1,155 @@
+"""Evaluator on a tiny registered fake environment: rollouts, replanning, per-family stats, reports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vlakit.config import ComponentConfig
+from vlakit.errors import VlakitError
+from vlakit.evaluation import Actor, ActorStep, ExpertActor, RandomActor, evaluate, make_env, wilson_interval
+from vlakit.interfaces.env import Env, EnvObservation
+from vlakit.registry import ENVS
+
+
+class LineConfig(ComponentConfig):
+    type: Literal["test_line"] = "test_line"
+    split: Literal["train", "unseen"] = "train"
+
+    def build(self) -> LineEnv:
+        return LineEnv(self)
+
+
+class LineEnv(Env):
+    """Reach a goal on a line. Family = side of the goal; unseen goals are farther out."""
+
+    Config = LineConfig
+
+    def __init__(self, cfg: LineConfig) -> None:
+        self.cfg = cfg
+        self.pos = 0.0
+        self.goal = 0.0
+        self.steps = 0
+
+    cameras = property(lambda self: ["cam"])
+    state_dim = property(lambda self: 1)
+    action_dim = property(lambda self: 1)
+    max_episode_steps = property(lambda self: 30)
+
+    def _obs(self) -> EnvObservation:
+        img = np.zeros((8, 8, 3), np.uint8)
+        img[:, int(np.clip((self.pos + 1) * 3.5, 0, 7))] = 255
+        return EnvObservation(images={"cam": img}, state=np.array([self.pos], np.float32),
+                              prompt=f"go {'left' if self.goal < 0 else 'right'}", info={"subtask": "move"})
+
+    def reset(self, *, seed: int, options: dict[str, Any] | None = None) -> EnvObservation:
+        rng = np.random.default_rng([seed, self.cfg.split == "unseen"])
+        scale = 0.9 if self.cfg.split == "unseen" else 0.5
+        self.goal, self.pos, self.steps = float(rng.choice([-1, 1]) * scale), 0.0, 0
+        return self._obs()
+
+    def step(self, action: np.ndarray):
+        self.pos += float(np.clip(action[0], -0.1, 0.1))
+        self.steps += 1
+        success = abs(self.pos - self.goal) < 0.05
+        return self._obs(), float(success), success, self.steps >= 30, {"success": success}
+
+    def task_family(self) -> str:
+        return "left" if self.goal < 0 else "right"
+
+    def expert_action(self) -> np.ndarray:
+        return np.array([np.clip(self.goal - self.pos, -0.1, 0.1)], np.float32)
+
+    def action_bounds(self):
+        return np.array([-0.1]), np.array([0.1])
+
+
+@pytest.fixture(autouse=True)
+def line_env():
+    ENVS.register(LineEnv)
+    yield
+    ENVS.unregister("test_line")
+
+
+class CountingActor(Actor):
+    """Moves right; records how many policy calls it gets."""
+
+    name = "counting"
+
+    def __init__(self, horizon: int, *, invalid_after: int | None = None) -> None:
+        self.horizon, self.calls, self.invalid_after = horizon, 0, invalid_after
+
+    def reset(self, env: Env, *, seed: int) -> None:
+        self.calls = 0
+
+    def act(self, obs: EnvObservation) -> ActorStep:
+        self.calls += 1
+        if self.invalid_after is not None and self.calls > self.invalid_after:
+            return ActorStep(actions=np.full((self.horizon, 1), np.nan), valid=False, error="undecodable tokens")
+        return ActorStep(actions=np.full((self.horizon, 1), 0.1, np.float32), subtask="go right")
+
+
+def test_wilson_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for k, n in [(0, 10), (7, 10), (10, 10), (31, 50), (1, 3)]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-6)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 3)
+
+
+def test_expert_beats_random_and_stats_are_per_family(tmp_path):
+    spec = ENVS.config_class("test_line")()
+    expert = evaluate(make_actor=ExpertActor, env_spec=spec, splits=["train", "unseen"], episodes=12,
+                      replan_every=1, seed=0, out_dir=tmp_path)
+    rnd = evaluate(make_actor=lambda: RandomActor(horizon=5, seed=0), env_spec=spec, splits=["train", "unseen"],
+                   episodes=12, replan_every=5, seed=0)
+    assert expert.rate("train") == 1.0 and expert.rate("unseen") == 1.0
+    assert rnd.rate("unseen") < 0.5
+    families = {(g.split, g.family) for g in expert.stats}
+    assert families == {(s, f) for s in ("train", "unseen") for f in ("left", "right", "all")}
+    # unseen goals are farther: the expert needs more steps there
+    assert expert.stats[-1].mean_length > expert.stats[0].mean_length
+    report = json.loads((tmp_path / "eval_report.json").read_text())
+    assert len(report["episodes"]) == 24 and report["summary"][0]["split"] == "train"
+    assert Image.open(tmp_path / "episodes.png").size[0] > 0
+    gif = Image.open(tmp_path / "episodes.gif")
+    assert gif.n_frames > 1
+
+
+def test_chunk_runs_open_loop_for_replan_every_steps():
+    spec = ENVS.config_class("test_line")()
+    for replan, horizon in [(1, 5), (3, 5), (5, 5), (8, 5)]:
+        actor = CountingActor(horizon)
+        report = evaluate(make_actor=lambda a=actor: a, env_spec=spec, splits=["train"], episodes=1,
+                          replan_every=replan, seed=3, max_steps=12)
+        ep = report.episodes[0]
+        per_call = min(replan, horizon)
+        assert actor.calls == ep.chunks == -(-ep.length // per_call)
+
+
+def test_invalid_chunk_ends_episode_as_counted_failure():
+    spec = ENVS.config_class("test_line")()
+    report = evaluate(make_actor=lambda: CountingActor(2, invalid_after=1), env_spec=spec, splits=["train"],
+                      episodes=2, replan_every=2, seed=0)
+    assert all(not e.success and "undecodable" in e.failure and e.length == 2 for e in report.episodes)
+    assert report.stats[-1].failures == 2
+
+
+def test_env_without_splits_only_accepts_default():
+    class NoSplitConfig(ComponentConfig):
+        type: Literal["test_nosplit"] = "test_nosplit"
+
+        def build(self):
+            return LineEnv(LineConfig())
+
+    with pytest.raises(VlakitError, match="no scene splits"):
+        make_env(NoSplitConfig(), split="unseen")
+    assert isinstance(make_env(NoSplitConfig(), split="default"), LineEnv)
+    with pytest.raises(Exception, match="split"):
+        make_env(LineConfig(), split="valid")

@@ -1,0 +1,160 @@
+"""Action heads: flow-matching convention, loss masks and Euler sampling; FAST id mapping, vocabulary
+checks and constrained greedy decoding."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from vlakit.components.action_heads.flow_matching import sample_time
+from vlakit.interfaces.action_head import HeadContext, InferenceInputs, TrainingInputs
+from vlakit.nn.decoding import greedy_decode
+from vlakit.registry import ACTION_HEADS
+
+
+def flow_head(loss_mask: str = "masked", time_conditioning: str = "adarms"):
+    cfg = ACTION_HEADS.config_class("flow_matching")(expert="tiny_expert", loss_mask=loss_mask,
+                                                      time_conditioning={"type": time_conditioning})
+    ctx = HeadContext(horizon=4, action_dim=3, vocab_size=10, backbone_width=8, expert_index=1, expert_width=8,
+                      text_tokenizer=None, action_tokenizer=None)
+    torch.manual_seed(0)
+    return cfg.build(context=ctx)
+
+
+def training_inputs(b: int = 2, h: int = 4, a: int = 3) -> TrainingInputs:
+    batch = SimpleNamespace(actions=torch.rand(b, h, a) * 2 - 1, has_actions=torch.ones(b, dtype=torch.bool),
+                            action_is_pad=torch.zeros(b, h, dtype=torch.bool),
+                            action_dim_mask=torch.ones(b, a, dtype=torch.bool), batch_size=b)
+    return TrainingInputs(batch=batch, embed_tokens=None, state_tokens=None, start_token=1, eos_token=2)
+
+
+def test_time_distribution_is_scaled_beta():
+    torch.manual_seed(0)
+    t = sample_time(20000)
+    assert t.min() >= 0.001 and t.max() <= 1.0
+    assert abs(float(t.mean()) - (0.6 * 0.999 + 0.001)) < 0.01  # Beta(1.5, 1) has mean 0.6
+    assert float((t < 0.5).float().mean()) == pytest.approx(0.5 ** 1.5, abs=0.01)  # CDF t^1.5
+
+
+def test_flow_training_uses_noise_at_t_one_convention():
+    head = flow_head()
+    inputs = training_inputs()
+    torch.manual_seed(3)
+    prepared = head.prepare(inputs)
+    torch.manual_seed(3)
+    noise = torch.randn_like(inputs.batch.actions)
+    t = sample_time(2)
+    x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * inputs.batch.actions
+    assert torch.allclose(prepared.aux["target"], noise - inputs.batch.actions)
+    assert torch.allclose(prepared.segments[-1].embeds, head.action_in_proj(x_t), atol=1e-6)
+    assert set(prepared.conds) == {1} and prepared.conds[1].shape == (2, 8)
+
+
+def test_flow_loss_masks_pad_dims_timesteps_and_actionless_samples():
+    inputs = training_inputs(b=3)
+    batch = inputs.batch
+    batch.action_is_pad[0, 3] = True
+    batch.action_dim_mask[:, 2] = False
+    batch.has_actions[2] = False
+    hidden = {"actions": torch.randn(3, 4, 8)}
+    head = flow_head("masked")
+    prepared = SimpleNamespace(aux={"target": torch.randn(3, 4, 3)})
+    err = (head.action_out_proj(hidden["actions"]) - prepared.aux["target"]).pow(2)
+    keep = torch.ones(3, 4, 3, dtype=torch.bool)
+    keep[0, 3] = False
+    keep[:, :, 2] = False
+    keep[2] = False
+    loss = head.loss(inputs=inputs, prepared=prepared, hidden=hidden)
+    assert torch.allclose(loss, err[keep].mean())
+    unmasked = flow_head("openpi_unmasked").loss(inputs=inputs, prepared=prepared, hidden=hidden)
+    assert torch.allclose(unmasked, err[:2].mean())  # every dim and timestep of samples with actions
+    batch.has_actions[:] = False
+    empty = head.loss(inputs=inputs, prepared=prepared, hidden=hidden)
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+class _RecordingRunner:
+    """Stands in for the backbone: returns zeros for the action tokens and records the times seen."""
+
+    def __init__(self, head) -> None:
+        self.calls = 0
+        self.head = head
+
+    def run(self, segments, *, context=None, conds=None):
+        self.calls += 1
+        return SimpleNamespace(hidden={s.name: torch.zeros_like(s.embeds) for s in segments})
+
+
+def test_euler_sampling_integrates_from_noise_at_t1_to_t0():
+    head = flow_head(time_conditioning="concat_mlp")
+    with torch.no_grad():
+        head.action_out_proj.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    runner = _RecordingRunner(head)
+    noise = torch.randn(2, 4, 3)
+    inputs = InferenceInputs(runner=runner, context=None, state_tokens=None, batch_size=2, start_token=1,
+                             eos_token=2, embed_tokens=None, logits=None)
+    chunk = head.sample(inputs, noise=noise, num_steps=7)
+    assert runner.calls == 7
+    # zero hidden -> velocity = bias; 7 steps of dt = -1/7 move x by exactly -bias
+    assert torch.allclose(chunk.actions, noise - torch.tensor([0.5, -1.0, 2.0]), atol=1e-5)
+    assert chunk.valid.all() and chunk.errors == [None, None]
+    with pytest.raises(ValueError, match="noise must be"):
+        head.sample(inputs, noise=torch.zeros(2, 5, 3))
+
+
+def test_fast_code_map_is_its_own_inverse_and_vocab_checks_name_the_conflict():
+    cfg = ACTION_HEADS.config_class("fast_autoregressive")(reserved_tail=128)
+    assert cfg.action_id_range(vocab_size=257_152, action_vocab_size=2048) == (254_976, 257_023)
+    assert cfg.check_vocab(vocab_size=257_152, text_vocab_size=735, action_vocab_size=2048) is None
+    assert "overlap" in cfg.check_vocab(vocab_size=3000, text_vocab_size=1000, action_vocab_size=2048)
+    assert "do not fit" in cfg.check_vocab(vocab_size=1000, text_vocab_size=10, action_vocab_size=2048)
+    assert "needs an action tokenizer" in cfg.check_vocab(vocab_size=10, text_vocab_size=5, action_vocab_size=None)
+    tok = SimpleNamespace(vocab_size=20)
+    head = cfg.build(context=HeadContext(horizon=2, action_dim=2, vocab_size=200, backbone_width=8, expert_index=0,
+                                         expert_width=8, text_tokenizer=None, action_tokenizer=tok))
+    ids = head.codes_to_ids([0, 5, 19])
+    assert ids == [71, 66, 52] and head.ids_to_codes(ids) == [0, 5, 19]
+
+
+class _ScriptedLM:
+    """Logits that prefer a disallowed id, then action ids, then EOS for row 0 at step 2."""
+
+    def __init__(self, eos_rows: tuple[int, ...] = (0,)) -> None:
+        self.step = 0
+        self.calls = 0
+        self.eos_rows = list(eos_rows)
+
+    def run(self, segments, *, context=None, conds=None):
+        self.calls += 1
+        return SimpleNamespace(hidden={s.name: s.embeds for s in segments}, context=lambda: context)
+
+    def logits(self, hidden):
+        b = hidden.shape[0]
+        scores = torch.zeros(b, 10)
+        scores[:, 0] = 100.0  # disallowed: must never be chosen
+        scores[:, 7] = 50.0
+        if self.step == 2:
+            scores[self.eos_rows, 2] = 80.0  # EOS for these rows
+        self.step += 1
+        return scores
+
+
+def test_greedy_decode_is_constrained_and_stops_rows_at_eos():
+    lm = _ScriptedLM()
+    allowed = torch.zeros(10, dtype=torch.bool)
+    allowed[5:9] = True
+    out = greedy_decode(runner=lm, context=None, embed_tokens=lambda ids: ids[..., None].float(), logits=lm.logits,
+                        start_token=1, eos_token=2, allowed=allowed, max_tokens=4, name="t", batch_size=2)
+    assert out.ids == [[7, 7], [7, 7, 7, 7]]
+    assert out.finished.tolist() == [True, False]
+    assert lm.calls == 5  # max_tokens + 1: the last step can only add EOS
+
+
+def test_greedy_decode_stops_early_when_every_row_ended():
+    lm = _ScriptedLM(eos_rows=(0, 1))
+    out = greedy_decode(runner=lm, context=None, embed_tokens=lambda ids: ids[..., None].float(), logits=lm.logits,
+                        start_token=1, eos_token=2, allowed=torch.arange(10) > 0, max_tokens=50,
+                        name="t", batch_size=2)
+    assert out.finished.all() and lm.calls == 3 and out.ids == [[7, 7], [7, 7]]

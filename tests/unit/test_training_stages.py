@@ -1,0 +1,133 @@
+"""Staged training with a fake policy: trainable parts, losses, EMA, checkpoints, kill-and-resume equality."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_fakes import FakeLoader, FakePolicy  # noqa: E402
+
+from vlakit.backends import select_backend  # noqa: E402
+from vlakit.errors import VlakitError  # noqa: E402
+from vlakit.recipe.train_spec import TrainSpec  # noqa: E402
+from vlakit.training.data import DataFeed  # noqa: E402
+from vlakit.training.module import NonFiniteLossError  # noqa: E402
+from vlakit.training.stages import run_stages  # noqa: E402
+
+CONSOLE = Console(file=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def spec(**over) -> TrainSpec:
+    data = {"stages": [{"name": "pre", "steps": 6, "losses": {"text": 1.0}, "trainable": ["vision", "heads"]},
+                       {"name": "post", "steps": 7, "losses": {"text": 1.0, "flow_matching": 10.0}}],
+            "optimizer": {"lr": 1e-2}, "schedule": {"warmup_steps": 2}, "ema_decay": 0.9, "log_every": 2,
+            "checkpoint_every": 2}
+    data.update(over)
+    return TrainSpec.model_validate(data)
+
+
+def run(policy, out, *, train=None, resume=False, callbacks=None):
+    return run_stages(policy=policy, train=train or spec(), feed=DataFeed(lambda rank, world_size: FakeLoader()),
+                      out_dir=out, backend=select_backend("cpu", precision="32-true"), resume=resume,
+                      console=CONSOLE, progress=False, extra_callbacks=callbacks)
+
+
+class Crash(pl.Callback):
+    """Stands in for a kill: aborts after ``step`` optimizer steps of stage ``stage``."""
+
+    def __init__(self, stage: str, step: int) -> None:
+        self.stage, self.step = stage, step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.stage.name == self.stage and trainer.global_step == self.step:
+            raise RuntimeError("simulated kill")
+
+
+def weights(policy) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in policy.state_dict().items()}
+
+
+@pytest.mark.parametrize("crash", [("pre", 5), ("post", 3), ("post", 4)])
+def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, crash):
+    torch.manual_seed(0)
+    ref = FakePolicy()
+    ref_result = run(ref, tmp_path / "ref")
+
+    torch.manual_seed(0)
+    first = FakePolicy()
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run(first, tmp_path / "run", callbacks=[Crash(*crash)])
+    torch.manual_seed(123)  # a fresh process: different RNG and fresh weights
+    resumed = FakePolicy()
+    result = run(resumed, tmp_path / "run", resume=True)
+
+    for k, v in weights(ref).items():
+        torch.testing.assert_close(weights(resumed)[k], v, rtol=0, atol=0, msg=k)
+    for k, v in ref_result.ema.shadow.items():
+        torch.testing.assert_close(result.ema.shadow[k], v, rtol=0, atol=0)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    ref_records = [json.loads(line) for line in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [r["step"] for r in ref_records]
+    assert [r["loss"] for r in records] == pytest.approx([r["loss"] for r in ref_records], rel=1e-6)
+
+
+def test_stage_trains_only_its_parts_and_weights_its_losses(tmp_path):
+    torch.manual_seed(0)
+    policy = FakePolicy()
+    before = weights(policy)
+    train = spec(stages=[{"name": "heads_only", "steps": 3, "losses": {"text": 1.0}, "trainable": ["heads"]}],
+                 ema_decay=None)
+    run(policy, tmp_path / "out", train=train)
+    after = weights(policy)
+    assert torch.equal(before["vision.weight"], after["vision.weight"])
+    assert not torch.equal(before["text_head.weight"], after["text_head.weight"])
+    # flow matching has weight 0 here: its head gets no gradient and stays put
+    assert torch.equal(before["head.weight"], after["head.weight"])
+    records = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert set(records[-1]) >= {"text", "loss", "lr", "samples_per_s"} and "flow_matching" not in records[-1]
+
+
+def test_unknown_trainable_group_is_named(tmp_path):
+    train = spec(stages=[{"name": "s", "steps": 2, "losses": {"text": 1.0}, "trainable": ["langauge"]}])
+    with pytest.raises(VlakitError, match=r"langauge.*heads"):
+        run(FakePolicy(), tmp_path / "out", train=train)
+
+
+def test_loss_the_policy_does_not_produce_is_an_error(tmp_path):
+    train = spec(stages=[{"name": "s", "steps": 2, "losses": {"fast_autoregressive": 1.0}}])
+    with pytest.raises(VlakitError, match="fast_autoregressive"):
+        run(FakePolicy(), tmp_path / "out", train=train)
+
+
+def test_non_finite_loss_names_step_sources_and_last_checkpoint(tmp_path):
+    policy = FakePolicy(nan_at_call=9)  # stage "pre" has 6 steps; call 9 is step 3 of "post"
+    with pytest.raises(NonFiniteLossError) as info:
+        run(policy, tmp_path / "out")
+    text = str(info.value)
+    assert "'post' at step 9 (stage step 3)" in text and "robot x3" in text and "vqa x1" in text
+    assert str(tmp_path / "out" / "checkpoints" / "01-post" / "last.ckpt") in text
+
+
+def test_existing_run_without_resume_is_refused(tmp_path):
+    run(FakePolicy(), tmp_path / "out", train=spec(stages=[{"name": "s", "steps": 2, "losses": {"text": 1.0}}]))
+    with pytest.raises(VlakitError, match="--resume"):
+        run(FakePolicy(), tmp_path / "out")
+
+
+def test_ema_is_an_average_not_the_raw_weights(tmp_path):
+    torch.manual_seed(0)
+    policy = FakePolicy()
+    start = weights(policy)
+    result = run(policy, tmp_path / "out")
+    w = policy.head.weight.detach()
+    shadow = result.ema.shadow["head.weight"]
+    assert not torch.equal(shadow, w)
+    # an average of the trajectory lies between the start and the end (on balance)
+    assert (shadow - w).norm() < (start["head.weight"] - w).norm()
