@@ -81,7 +81,7 @@ def test_unknown_component_type_names_valid_keys_and_closest(tmp_path: Path) -> 
     assert "model.vision.type" in text and "'fake_visoin'" in text
     assert "fake_vision2" in text  # the list of valid keys
     assert "Did you mean 'fake_vision'" in text
-    assert "r.yaml:4" in text  # file and line of the offending key
+    assert "r.yaml:5" in text  # file and line of the offending key
 
 
 def test_unknown_field_in_component_names_path_and_closest(tmp_path: Path) -> None:

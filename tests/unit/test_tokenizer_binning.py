@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tokenizer_data import smooth_chunks, tabletop_demo_chunks
 
 from vlakit.components.action_tokenizers import (
     BinningActionTokenizer,
@@ -14,6 +13,10 @@ from vlakit.components.action_tokenizers import (
 )
 from vlakit.components.action_tokenizers.report import evaluate_tokenizer
 from vlakit.registry import ACTION_TOKENIZERS
+try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
+    from ._tokenizer_data import smooth_chunks, tabletop_demo_chunks
+except ImportError:  # pragma: no cover
+    from _tokenizer_data import smooth_chunks, tabletop_demo_chunks  # type: ignore[no-redef]
 
 
 def test_registered_and_vocab():

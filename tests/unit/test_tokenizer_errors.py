@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tokenizer_data import smooth_chunks
 
 from vlakit.components.action_tokenizers import BinningConfig, FastConfig
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
+try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
+    from ._tokenizer_data import smooth_chunks
+except ImportError:  # pragma: no cover
+    from _tokenizer_data import smooth_chunks  # type: ignore[no-redef]
 
 H, A = 50, 7
 

@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pytest
-from _tokenizer_data import smooth_chunks
 
 from vlakit.components.action_tokenizers import FastActionTokenizer, FastConfig, load_action_tokenizer
 from vlakit.components.action_tokenizers._dct import dct_matrix, dct_time, idct_time
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
 from vlakit.registry import ACTION_TOKENIZERS
+try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
+    from ._tokenizer_data import smooth_chunks
+except ImportError:  # pragma: no cover
+    from _tokenizer_data import smooth_chunks  # type: ignore[no-redef]
 
 H, A = 50, 7
 

@@ -69,10 +69,9 @@ class _ComponentField:
             valid = reg.keys()
             match = closest(str(key), valid)
             raise PydanticCustomError(
-                "component_type_unknown",
-                "unknown {title} type {key!r}. Valid types: {valid}.{hint}",
-                {"title": reg.info.title, "key": key, "valid": ", ".join(valid),
-                 "hint": f" Did you mean {match!r}?" if match else "",
+                "component_type_unknown", "{msg}",
+                {"msg": f"unknown {reg.info.title} type {key!r}. Valid types: {', '.join(valid)}."
+                        + (f" Did you mean {match!r}?" if match else ""),
                  "suggestion": match, "subloc": ("type",)},
             ) from None
         try:

@@ -120,6 +120,11 @@ class TabletopEnv(Env):
         self.task = sample_task(rng, family=family, split=self.config.split)
         body = make_embodiment(self.config.embodiment)
         body.reset(rng)
+        target = self.task.scene.positions[self.task.target]
+        for _ in range(100):  # a reach must not start solved
+            if family != "reach" or np.linalg.norm(body.position - target) >= 0.25:
+                break
+            body.reset(rng)
         self.world = World(self.task.scene, body)
         self.renderer.set_scene(self.task.scene)
         self._steps = 0
