@@ -11,6 +11,7 @@ from vlakit.components.action_tokenizers import FastActionTokenizer, FastConfig,
 from vlakit.components.action_tokenizers._dct import dct_matrix, dct_time, idct_time
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
 from vlakit.registry import ACTION_TOKENIZERS
+
 try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
     from ._tokenizer_data import smooth_chunks
 except ImportError:  # pragma: no cover

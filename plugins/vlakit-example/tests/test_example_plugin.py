@@ -40,3 +40,12 @@ def test_point_mass_expert_succeeds() -> None:
                 break
         successes += info["success"]
     assert successes == 10
+
+
+def test_plugin_recipe_folder_is_listed_and_validates() -> None:
+    from vlakit.recipe.load import available_recipes, load_recipe
+
+    origin, path = available_recipes()["pi0_fast_mulaw_tiny"]
+    assert origin.replace("_", "-") == "vlakit-example"
+    recipe = load_recipe("pi0_fast_mulaw_tiny")
+    assert recipe.model.action_tokenizer.type == "example_mulaw"

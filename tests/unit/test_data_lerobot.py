@@ -1,0 +1,223 @@
+"""LeRobot v3 datasets: vlakit's writer round-trips through the reader; a dataset laid out with
+LeRobot's own conventions (HF-style parquet, pandas tasks index, mp4 video) reads correctly; bad
+datasets fail with errors naming file and field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vlakit.data.errors import DatasetError
+from vlakit.data.generate import generate_tabletop_dataset, is_complete
+from vlakit.data.lerobot_format import encode_png
+from vlakit.data.lerobot_reader import LeRobotDataset
+from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "ds"
+    return generate_tabletop_dataset(out, episodes=6, families=("reach", "pick_place"), progress=False)
+
+
+def test_generated_dataset_round_trips(generated: Path):
+    ds = LeRobotDataset(generated)
+    info = json.loads((generated / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == ds.num_episodes == 6
+    assert info["total_frames"] == len(ds) and ds.robot_type == "tabletop_gripper"
+    for rel in ("meta/stats.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
+                "data/chunk-000/file-000.parquet"):
+        assert (generated / rel).is_file(), rel
+    stats = json.loads((generated / "meta/stats.json").read_text())
+    for key in ("mean", "std", "min", "max", "count", "q01", "q99"):
+        assert key in stats["action"]
+    # replay episode 0 in the env: same first frame, state and task as stored
+    env = TabletopEnv(TabletopConfig(families=("reach", "pick_place")))
+    seed = ds.episodes[0]["tabletop/seed"]
+    obs = env.reset(seed=seed)
+    np.testing.assert_array_equal(ds.image("observation.images.overhead", 0), obs.images["overhead"])
+    np.testing.assert_array_equal(ds.image("observation.images.wrist", 0), obs.images["wrist"])
+    np.testing.assert_allclose(ds.array("observation.state")[0], obs.state)
+    np.testing.assert_allclose(ds.array("action")[0], env.expert_action(), atol=1e-6)
+    assert ds.task(0) == obs.prompt and ds.strings("subtask")[0] == obs.info["subtask"]
+    assert ds.episodes[0]["tasks"] == [obs.prompt]
+
+
+def test_action_chunk_clamps_and_pads_at_episode_end(generated: Path):
+    ds = LeRobotDataset(generated)
+    first, last = ds.episode_bounds(0)
+    acts = ds.array("action")
+    chunk, pad = ds.chunk("action", last - 1, 4)
+    np.testing.assert_array_equal(pad, [False, False, True, True])
+    np.testing.assert_array_equal(chunk[:2], acts[last - 1:last + 1])
+    np.testing.assert_array_equal(chunk[2], acts[last])  # clamped to the last frame
+    chunk, pad = ds.chunk("action", first, 2)
+    assert not pad.any()
+
+
+def test_generation_is_a_noop_when_complete_and_resumes_from_partial(tmp_path: Path, generated: Path):
+    out = tmp_path / "ds"
+    # a killed run: some episode shards in the partial folder, no dataset at `out`
+    generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
+    before = (out / "data/chunk-000/file-000.parquet").read_bytes()
+    mtime = (out / "meta/info.json").stat().st_mtime_ns
+    generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
+    assert (out / "meta/info.json").stat().st_mtime_ns == mtime  # no-op
+    partial = tmp_path / ".ds2.partial"
+    shutil.copytree(tmp_path / "ds", tmp_path / "keep")
+    (partial / "episodes").mkdir(parents=True)
+    from vlakit.data.generate import generation_args
+
+    args = generation_args(episodes=3, split="train", embodiment="gripper", families=("reach",), seed=0,
+                           noise=0.1, image_size=64)
+    (partial / "args.json").write_text(json.dumps(args))
+    assert not is_complete(tmp_path / "ds2")
+    generate_tabletop_dataset(tmp_path / "ds2", episodes=3, families=("reach",), progress=False)
+    assert (tmp_path / "ds2/data/chunk-000/file-000.parquet").read_bytes() == before
+    assert not partial.exists()
+    with pytest.raises(DatasetError, match="already exists"):
+        generate_tabletop_dataset(out, episodes=4, families=("reach",), progress=False)
+
+
+def _lerobot_style_dataset(root: Path, *, with_video: bool) -> dict:
+    """A dataset laid out as LeRobot v0.6 writes it (schema from lerobot-interop.md section 3)."""
+    rng = np.random.default_rng(0)
+    lengths = [5, 3]
+    n = sum(lengths)
+    state = rng.normal(size=(n, 2)).astype(np.float32)
+    action = rng.normal(size=(n, 3)).astype(np.float32)
+    img = np.zeros((n, 8, 10, 3), np.uint8)
+    img[..., 0] = (np.arange(n) * 20)[:, None, None]
+    ep = np.repeat(np.arange(2), lengths)
+    frame = np.concatenate([np.arange(k) for k in lengths])
+    features = {
+        "observation.images.top": {"dtype": "image", "shape": [8, 10, 3], "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": [2], "names": ["a", "b"]},
+        "action": {"dtype": "float32", "shape": [3], "names": ["x", "y", "z"]},
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+        "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+        "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+        "index": {"dtype": "int64", "shape": [1], "names": None},
+        "task_index": {"dtype": "int64", "shape": [1], "names": None},
+    }
+    cols = {
+        "observation.images.top": pa.array([{"bytes": encode_png(i), "path": f"frame_{k:06d}.png"}
+                                            for k, i in enumerate(img)]),
+        "observation.state": pa.array(state.tolist(), type=pa.list_(pa.float32())),
+        "action": pa.array(action.tolist(), type=pa.list_(pa.float32())),
+        "timestamp": pa.array((frame / 10).astype(np.float32)),
+        "frame_index": pa.array(frame), "episode_index": pa.array(ep), "index": pa.array(np.arange(n)),
+        "task_index": pa.array(ep),
+    }
+    hf = {"info": {"features": {"observation.images.top": {"_type": "Image"},
+                                "observation.state": {"feature": {"dtype": "float32", "_type": "Value"},
+                                                      "_type": "List"}}}}
+    ep_cols = {"episode_index": [0, 1], "tasks": [["pick the cup"], ["open the drawer"]], "length": lengths,
+               "data/chunk_index": [0, 0], "data/file_index": [0, 0], "dataset_from_index": [0, 5],
+               "dataset_to_index": [5, 8], "stats/action/mean": [[0.0] * 3, [0.0] * 3]}
+    video = None
+    if with_video:
+        import av
+
+        features["observation.images.cam"] = {"dtype": "video", "shape": [16, 16, 3],
+                                              "names": ["height", "width", "channels"],
+                                              "info": {"video.fps": 10, "video.codec": "mpeg4"}}
+        video = np.zeros((n, 16, 16, 3), np.uint8)
+        video[..., 1] = (np.arange(n) * 25 + 20)[:, None, None]
+        path = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
+        path.parent.mkdir(parents=True)
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("mpeg4", rate=10)
+            s.width = s.height = 16
+            s.pix_fmt = "yuv420p"
+            s.options = {"qscale": "1"}
+            for f in video:
+                c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            c.mux(s.encode())
+        ep_cols.update({"videos/observation.images.cam/chunk_index": [0, 0],
+                        "videos/observation.images.cam/file_index": [0, 0],
+                        "videos/observation.images.cam/from_timestamp": [0.0, 0.5],
+                        "videos/observation.images.cam/to_timestamp": [0.5, 0.8]})
+    (root / "meta/episodes/chunk-000").mkdir(parents=True)
+    (root / "data/chunk-000").mkdir(parents=True)
+    table = pa.table(cols).replace_schema_metadata({b"huggingface": json.dumps(hf).encode()})
+    pq.write_table(table, root / "data/chunk-000/file-000.parquet")
+    pq.write_table(pa.table(ep_cols), root / "meta/episodes/chunk-000/file-000.parquet")
+    pq.write_table(pa.table({"task_index": [0, 1], "__index_level_0__": ["pick the cup", "open the drawer"]}),
+                   root / "meta/tasks.parquet")
+    info = {"codebase_version": "v3.0", "fps": 10, "features": features, "total_episodes": 2, "total_frames": n,
+            "total_tasks": 2, "chunks_size": 1000, "robot_type": None, "splits": {"train": "0:2"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    (root / "meta/stats.json").write_text(json.dumps({"action": {"mean": [0, 0, 0], "q01": [-1, -1, -1]}}))
+    return {"state": state, "action": action, "img": img, "video": video, "lengths": lengths}
+
+
+def test_reads_dataset_written_with_lerobot_conventions(tmp_path: Path):
+    ref = _lerobot_style_dataset(tmp_path, with_video=True)
+    ds = LeRobotDataset(tmp_path)
+    assert len(ds) == 8 and ds.num_episodes == 2
+    assert ds.tasks == {0: "pick the cup", 1: "open the drawer"}
+    assert ds.task(6) == "open the drawer"
+    np.testing.assert_array_equal(ds.array("observation.state"), ref["state"])
+    np.testing.assert_array_equal(ds.image("observation.images.top", 3), ref["img"][3])
+    chunk, pad = ds.chunk("action", 3, 4)
+    np.testing.assert_array_equal(pad, [False, False, True, True])
+    np.testing.assert_array_equal(chunk[3], ref["action"][4])
+    for row in (0, 4, 5, 7):  # video frames of both episodes (episode 1 starts 0.5 s into the file)
+        frame = ds.image("observation.images.cam", row)
+        assert frame.shape == (16, 16, 3)
+        assert abs(float(frame[..., 1].mean()) - float(ref["video"][row, ..., 1].mean())) < 8
+
+
+def test_bad_datasets_fail_naming_file_and_field(tmp_path: Path):
+    root = tmp_path / "a"
+    _lerobot_style_dataset(root, with_video=False)
+    (root / "meta/tasks.parquet").unlink()
+    with pytest.raises(DatasetError, match="missing file meta/tasks.parquet"):
+        LeRobotDataset(root)
+
+    root = tmp_path / "b"
+    _lerobot_style_dataset(root, with_video=False)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["observation.state"]["shape"] = [5]
+    (root / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match=r"'observation.state' has 2 values .* declares shape \[5\]"):
+        LeRobotDataset(root)
+
+    root = tmp_path / "c"
+    _lerobot_style_dataset(root, with_video=False)
+    (root / "meta/stats.json").write_text('{"action": {"mean": [0, NaN, 0]}}')
+    with pytest.raises(DatasetError, match=r"stats.json: field action.mean has non-finite"):
+        LeRobotDataset(root)
+
+    root = tmp_path / "d"
+    _lerobot_style_dataset(root, with_video=False)
+    ds = LeRobotDataset(root)
+    with pytest.raises(DatasetError, match="no feature 'observation.images.wrist', which recipe source"):
+        ds.require("observation.images.wrist", by="recipe source 'robot'")
+
+    root = tmp_path / "e"
+    _lerobot_style_dataset(root, with_video=False)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match=r"file-000.parquet: feature 'next.reward' declared in meta/info.json"):
+        LeRobotDataset(root)
+
+    root = tmp_path / "f"
+    _lerobot_style_dataset(root, with_video=True)
+    (root / "videos/observation.images.cam/chunk-000/file-000.mp4").unlink()
+    ds = LeRobotDataset(root)
+    with pytest.raises(DatasetError, match="missing file videos/observation.images.cam/chunk-000/file-000.mp4"):
+        ds.image("observation.images.cam", 0)
+
+    with pytest.raises(DatasetError, match="does not exist"):
+        LeRobotDataset(tmp_path / "nowhere")
