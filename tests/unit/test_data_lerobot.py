@@ -5,7 +5,6 @@ datasets fail with errors naming file and field."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,26 +60,32 @@ def test_action_chunk_clamps_and_pads_at_episode_end(generated: Path):
     assert not pad.any()
 
 
-def test_generation_is_a_noop_when_complete_and_resumes_from_partial(tmp_path: Path, generated: Path):
+def test_generation_is_atomic_resumable_and_a_noop_when_complete(tmp_path: Path, monkeypatch):
+    import vlakit.data.generate as gen
+
+    ref = generate_tabletop_dataset(tmp_path / "ref", episodes=3, families=("reach",), progress=False)
     out = tmp_path / "ds"
-    # a killed run: some episode shards in the partial folder, no dataset at `out`
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # the run dies while assembling
+    monkeypatch.setattr(gen, "_assemble", killed)
+    with pytest.raises(KeyboardInterrupt):
+        generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
+    assert not out.exists() and not is_complete(out)  # nothing that looks like a dataset
+    assert len(list((tmp_path / ".ds.partial/episodes").glob("*.npz"))) == 3
+    monkeypatch.undo()
+
+    calls = []
+    real = gen._run_episode
+    monkeypatch.setattr(gen, "_run_episode", lambda *a, **k: calls.append(1) or real(*a, **k))
     generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
-    before = (out / "data/chunk-000/file-000.parquet").read_bytes()
+    assert calls == []  # resumed from the finished episode shards
+    assert not (tmp_path / ".ds.partial").exists()
+    for rel in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet"):
+        assert pq.read_table(out / rel).equals(pq.read_table(ref / rel)), rel
     mtime = (out / "meta/info.json").stat().st_mtime_ns
     generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
-    assert (out / "meta/info.json").stat().st_mtime_ns == mtime  # no-op
-    partial = tmp_path / ".ds2.partial"
-    shutil.copytree(tmp_path / "ds", tmp_path / "keep")
-    (partial / "episodes").mkdir(parents=True)
-    from vlakit.data.generate import generation_args
-
-    args = generation_args(episodes=3, split="train", embodiment="gripper", families=("reach",), seed=0,
-                           noise=0.1, image_size=64)
-    (partial / "args.json").write_text(json.dumps(args))
-    assert not is_complete(tmp_path / "ds2")
-    generate_tabletop_dataset(tmp_path / "ds2", episodes=3, families=("reach",), progress=False)
-    assert (tmp_path / "ds2/data/chunk-000/file-000.parquet").read_bytes() == before
-    assert not partial.exists()
+    assert (out / "meta/info.json").stat().st_mtime_ns == mtime and calls == []  # no-op
     with pytest.raises(DatasetError, match="already exists"):
         generate_tabletop_dataset(out, episodes=4, families=("reach",), progress=False)
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _doubles import observation, tiny_policy
+try:
+    from ._doubles import observation, tiny_policy
+except ImportError:  # run as a rootdir module
+    from _doubles import observation, tiny_policy  # type: ignore[no-redef]
 
 
 @pytest.mark.parametrize("recipe,overrides", [

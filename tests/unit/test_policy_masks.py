@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _doubles import batch, tiny_policy
+try:
+    from ._doubles import batch, tiny_policy
+except ImportError:  # run as a rootdir module
+    from _doubles import batch, tiny_policy  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="module")

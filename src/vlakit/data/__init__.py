@@ -3,7 +3,8 @@
 Entry points: :func:`prepare_sources`, :func:`compute_norm_stats`, :func:`build_train_loader`,
 :func:`iter_action_chunks`, :class:`NormStats`, :class:`ObservationTransform`.
 
-Names are imported lazily, so importing ``vlakit.data.sources`` (which recipe validation does)
+``normalize``/``unnormalize`` live in :mod:`vlakit.data.normalize` (the module name would shadow
+them here). Names are imported lazily, so importing ``vlakit.data.sources`` (which recipe validation does)
 does not pull in torch/torchdata.
 """
 
@@ -16,7 +17,6 @@ _EXPORTS = {
     "DatasetError": "vlakit.data.errors", "NormStatsError": "vlakit.data.errors",
     "LeRobotDataset": "vlakit.data.lerobot_reader",
     "FeatureStats": "vlakit.data.normalize", "NormStats": "vlakit.data.normalize",
-    "normalize": "vlakit.data.normalize", "unnormalize": "vlakit.data.normalize",
     "build_sources": "vlakit.data.pipeline", "build_train_loader": "vlakit.data.pipeline",
     "compute_norm_stats": "vlakit.data.pipeline", "iter_action_chunks": "vlakit.data.pipeline",
     "prepare_sources": "vlakit.data.pipeline",
