@@ -14,10 +14,7 @@ from vlakit.components.action_tokenizers import FastActionTokenizer, load_action
 from vlakit.components.action_tokenizers.dataset_chunks import load_action_chunks
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
 
-try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
-    from ._tokenizer_data import smooth_chunks
-except ImportError:  # pragma: no cover
-    from _tokenizer_data import smooth_chunks  # type: ignore[no-redef]
+from tests.unit._tokenizer_data import smooth_chunks
 
 D = 4
 

@@ -8,10 +8,7 @@ import pytest
 from vlakit.components.action_tokenizers import BinningConfig, FastConfig
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
 
-try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
-    from ._tokenizer_data import smooth_chunks
-except ImportError:  # pragma: no cover
-    from _tokenizer_data import smooth_chunks  # type: ignore[no-redef]
+from tests.unit._tokenizer_data import smooth_chunks
 
 H, A = 50, 7
 

@@ -12,10 +12,7 @@ from vlakit.components.action_tokenizers._dct import dct_matrix, dct_time, idct_
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
 from vlakit.registry import ACTION_TOKENIZERS
 
-try:  # tests/unit is a package in this tree; fall back for rootdir-style collection
-    from ._tokenizer_data import smooth_chunks
-except ImportError:  # pragma: no cover
-    from _tokenizer_data import smooth_chunks  # type: ignore[no-redef]
+from tests.unit._tokenizer_data import smooth_chunks
 
 H, A = 50, 7
 
