@@ -14,9 +14,9 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from vlakit.envs.tabletop import FAMILIES, TabletopConfig, TabletopEnv  # noqa: E402
+from vlakit.envs.tabletop import FAMILIES, TabletopConfig, TabletopEnv
 
 
 def run(env: TabletopEnv, steps: int, *, expert: bool) -> float:

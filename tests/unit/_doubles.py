@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pytest
 import torch
 
 from vlakit.recipe.build import build_policy
@@ -17,7 +18,7 @@ from vlakit.types import Batch, Observation
 
 
 @functools.lru_cache(maxsize=8)
-def _fitted_fast(horizon: int, action_dim: int, vocab_size: int):  # noqa: ANN202
+def _fitted_fast(horizon: int, action_dim: int, vocab_size: int):
     from vlakit.registry import ACTION_TOKENIZERS
 
     tok = ACTION_TOKENIZERS.config_class("fast")(vocab_size=vocab_size, out_of_range="clip").build()
@@ -26,11 +27,11 @@ def _fitted_fast(horizon: int, action_dim: int, vocab_size: int):  # noqa: ANN20
     return tok
 
 
-def tiny_recipe(name: str = "pi05_tiny", *overrides: str):  # noqa: ANN201
+def tiny_recipe(name: str = "pi05_tiny", *overrides: str):
     return load_recipe(name, list(overrides))
 
 
-def tiny_policy(name: str = "pi05_tiny", *overrides: str, seed: int = 0):  # noqa: ANN201
+def tiny_policy(name: str = "pi05_tiny", *overrides: str, seed: int = 0):
     """A freshly initialised tiny policy (FAST tokenizer fitted when the recipe has one)."""
     recipe = tiny_recipe(name, *overrides)
     spec = recipe.model
@@ -41,7 +42,7 @@ def tiny_policy(name: str = "pi05_tiny", *overrides: str, seed: int = 0):  # noq
     return build_policy(recipe, action_tokenizer=action_tokenizer)
 
 
-def observation(spec, batch_size: int = 2, *, seed: int = 0, state_dims: int = 3) -> Observation:  # noqa: ANN001
+def observation(spec, batch_size: int = 2, *, seed: int = 0, state_dims: int = 3) -> Observation:
     """Random uint8 images for every camera, ``state_dims`` real state dims, short prompts."""
     g = torch.Generator().manual_seed(seed)
     b, s = batch_size, spec.max_action_dim
@@ -55,7 +56,7 @@ def observation(spec, batch_size: int = 2, *, seed: int = 0, state_dims: int = 3
                        state=state, state_mask=state_mask, prompt=[prompts[i % len(prompts)] for i in range(b)])
 
 
-def batch(spec, batch_size: int = 2, *, seed: int = 0, targets: list[str | None] | None = None) -> Batch:  # noqa: ANN001
+def batch(spec, batch_size: int = 2, *, seed: int = 0, targets: list[str | None] | None = None) -> Batch:
     """A training batch with smooth random action chunks in [-1, 1] and subtask targets."""
     g = torch.Generator().manual_seed(seed + 1)
     b, h, a = batch_size, spec.horizon, spec.max_action_dim
@@ -66,3 +67,12 @@ def batch(spec, batch_size: int = 2, *, seed: int = 0, targets: list[str | None]
     return Batch(observation=observation(spec, b, seed=seed), actions=actions,
                  action_is_pad=torch.zeros(b, h, dtype=torch.bool), action_dim_mask=torch.ones(b, a, dtype=torch.bool),
                  has_actions=torch.ones(b, dtype=torch.bool), target_text=list(targets), source=["test"] * b)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models are fastest single-threaded; on a busy 2-core machine two threads spin-wait badly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

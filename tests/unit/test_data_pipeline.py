@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from vlakit.data import (DatasetError, FeatureStats, NormStats, NormStatsError, ObservationTransform, build_sources,
-                         build_train_loader, compute_norm_stats, iter_action_chunks, prepare_sources)
+from vlakit.data import (
+    DatasetError,
+    FeatureStats,
+    NormStats,
+    NormStatsError,
+    ObservationTransform,
+    build_sources,
+    build_train_loader,
+    compute_norm_stats,
+    iter_action_chunks,
+    prepare_sources,
+)
 from vlakit.data.normalize import normalize, unnormalize
 from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
 from vlakit.recipe.data_spec import DataSpec
@@ -172,8 +182,8 @@ def test_observation_transform_matches_training_and_inverts_actions(cache, stats
     t = ObservationTransform.for_env(env, model_spec=MODEL, norm_stats=stats)
     o = t([obs, obs])
     sample = src[0]
-    from vlakit.data.transforms import SampleTransform
     from vlakit.data.normalize import ClipCounter
+    from vlakit.data.transforms import SampleTransform
 
     ref = SampleTransform(source="robot", cameras=MODEL.cameras, camera_map={}, max_action_dim=8,
                           horizon=MODEL.horizon, norm_stats=stats, image_size=None, clip_counter=ClipCounter())(sample)

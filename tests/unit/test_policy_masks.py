@@ -6,9 +6,9 @@ import pytest
 import torch
 
 try:
-    from ._doubles import batch, tiny_policy
+    from ._doubles import batch, tiny_policy, one_thread  # noqa: F401 - autouse fixture
 except ImportError:  # run as a rootdir module
-    from _doubles import batch, tiny_policy  # type: ignore[no-redef]
+    from _doubles import batch, tiny_policy, one_thread  # type: ignore[no-redef]  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def run(policy, b, *, perturb: str | None = None, seed: int = 0):
             losses = policy.compute_loss(b)
     finally:
         policy.runner.run = original_run
-        for name, head in policy.heads.items():
+        for head in policy.heads.values():
             head.__dict__.pop("prepare", None)
     return losses, captured
 

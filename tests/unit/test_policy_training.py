@@ -7,9 +7,9 @@ import pytest
 import torch
 
 try:
-    from ._doubles import batch, tiny_policy
+    from ._doubles import batch, tiny_policy, one_thread  # noqa: F401 - autouse fixture
 except ImportError:  # run as a rootdir module
-    from _doubles import batch, tiny_policy  # type: ignore[no-redef]
+    from _doubles import batch, tiny_policy, one_thread  # type: ignore[no-redef]  # noqa: F401
 from vlakit.policy import PolicyInputError
 
 

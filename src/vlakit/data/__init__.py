@@ -24,7 +24,7 @@ _EXPORTS = {
     "collate": "vlakit.data.transforms", "resize_with_pad": "vlakit.data.transforms",
     "generate_tabletop_dataset": "vlakit.data.generate", "TrainLoader": "vlakit.data.mixture",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

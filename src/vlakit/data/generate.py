@@ -14,6 +14,7 @@ shows recoveries from perturbed states with corrective labels.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -24,10 +25,26 @@ from typing import Any
 import numpy as np
 
 from vlakit.data.errors import DatasetError
-from vlakit.data.lerobot_format import (CODEBASE_VERSION, DATA_PATH, DEFAULT_CHUNK_SIZE, DEFAULT_DATA_FILE_SIZE_IN_MB,
-                                        DEFAULT_FEATURES, DEFAULT_VIDEO_FILE_SIZE_IN_MB, EPISODES_PATH, IMAGE_PREFIX,
-                                        INFO_PATH, STATS_PATH, TASKS_PATH, arrow_column, encode_png, feature_stats,
-                                        image_stats, jsonable, write_table, write_tasks)
+from vlakit.data.lerobot_format import (
+    CODEBASE_VERSION,
+    DATA_PATH,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_DATA_FILE_SIZE_IN_MB,
+    DEFAULT_FEATURES,
+    DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+    EPISODES_PATH,
+    IMAGE_PREFIX,
+    INFO_PATH,
+    STATS_PATH,
+    TASKS_PATH,
+    arrow_column,
+    encode_png,
+    feature_stats,
+    image_stats,
+    jsonable,
+    write_table,
+    write_tasks,
+)
 from vlakit.io import atomic_write_bytes, atomic_write_text
 
 FPS = 10
@@ -149,12 +166,8 @@ def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "t
     return out
 
 
-class _NullProgress:
-    def __enter__(self) -> _NullProgress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+class _NullBar:
+    """Stands in for a rich ``Progress`` when progress display is off."""
 
     def add_task(self, *a: Any, **k: Any) -> int:
         return 0
@@ -165,7 +178,7 @@ class _NullProgress:
 
 def _progress(enabled: bool) -> Any:
     if not enabled:
-        return _NullProgress()
+        return contextlib.nullcontext(_NullBar())
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -121,7 +121,7 @@ def feature_stats(x: np.ndarray) -> dict[str, Any]:
     qs = np.quantile(x, QUANTILES, axis=0)
     out = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0), "count": np.array([len(x)])}
     for q, v in zip(QUANTILES, qs):
-        out[f"q{int(round(q * 100)):02d}"] = v
+        out[f"q{round(q * 100):02d}"] = v
     return out
 
 

@@ -19,7 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlakit.data.errors import DatasetError
-from vlakit.data.lerobot_format import EPISODES_DIR, IMAGE_PREFIX, INFO_PATH, STATS_PATH, TASKS_PATH, decode_png
+from vlakit.data.lerobot_format import (
+    EPISODES_DIR,
+    IMAGE_PREFIX,
+    INFO_PATH,
+    STATS_PATH,
+    TASKS_PATH,
+    decode_png,
+)
 
 
 class LeRobotDataset:
@@ -35,7 +42,7 @@ class LeRobotDataset:
         stats: parsed ``meta/stats.json`` (or None when absent).
     """
 
-    def __init__(self, root: str | Path, *, video_cache_episodes: int = 4) -> None:
+    def __init__(self, root: str | Path, *, video_cache_episodes: int = 4, image_cache_mb: int = 512) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"dataset folder {self.root} does not exist")
@@ -49,6 +56,9 @@ class LeRobotDataset:
         self.stats = self._load_stats()
         self._video_cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._video_cache_size = video_cache_episodes
+        # decoded image frames are kept (up to a byte budget): small datasets decode each PNG once
+        self._image_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._image_cache_budget = int(image_cache_mb) * 1024 * 1024
 
     # -- loading & validation -------------------------------------------------------------------
     def _file(self, rel: str) -> Path:
@@ -204,7 +214,7 @@ class LeRobotDataset:
         return self.info.get("robot_type")
 
     def camera_name(self, key: str) -> str:
-        return key[len(IMAGE_PREFIX):] if key.startswith(IMAGE_PREFIX) else key
+        return key.removeprefix(IMAGE_PREFIX)
 
     def has(self, key: str) -> bool:
         return key in self._arrays or key in self._strings or key in self._images or key in self.camera_keys
@@ -239,7 +249,10 @@ class LeRobotDataset:
         return self._arrays[key][np.minimum(idx, end)], is_pad
 
     def image(self, key: str, row: int) -> np.ndarray:
-        """uint8 ``[h, w, 3]`` frame of camera feature ``key``."""
+        """uint8 ``[h, w, 3]`` frame of camera feature ``key`` (read-only array; copy to modify)."""
+        cached = self._image_cache.get((key, row))
+        if cached is not None:
+            return cached
         if key in self._images:
             cell = self._images[key][row].as_py()
             data = cell.get("bytes") if isinstance(cell, dict) else cell
@@ -257,6 +270,10 @@ class LeRobotDataset:
         if img.shape != shape and img.shape != (shape[1], shape[2], shape[0]):
             raise DatasetError(f"dataset {self.root}: image {key!r} at row {row} has shape {img.shape}, "
                                f"{INFO_PATH} declares {list(shape)}")
+        if self._image_cache_budget >= img.nbytes:
+            img.setflags(write=False)
+            self._image_cache[(key, row)] = img
+            self._image_cache_budget -= img.nbytes
         return img
 
     def _video_frame(self, key: str, row: int) -> np.ndarray:

@@ -154,7 +154,7 @@ def iter_action_chunks(data_spec: Any, *, model_spec: Any, norm_stats: NormStats
     rng = np.random.default_rng(seed)
     out = []
     for name, source in sorted(robot.items()):
-        share = int(round(max_chunks * float(data_spec.sources[name].weight) / total_w))
+        share = round(max_chunks * float(data_spec.sources[name].weight) / total_w)
         n = min(share, len(source))
         if n <= 0:
             continue

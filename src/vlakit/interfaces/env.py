@@ -59,3 +59,11 @@ class Env(ABC):
     def task_family(self) -> str:
         """Name of the current task family (for per-family success rates)."""
         return "default"
+
+    @property
+    def robot_type(self) -> str:
+        """Normalisation-stats key of this env's embodiment: the ``robot_type`` of the datasets a
+        policy for it is trained on (e.g. ``tabletop_gripper``). Used by
+        ``vlakit.data.ObservationTransform.for_env``."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare `robot_type`; pass the stats key "
+                                  "to ObservationTransform(robot_type=...) explicitly")

@@ -6,5 +6,17 @@ from vlakit.nn.rope import apply_rope
 from vlakit.nn.segments import Segment, attention_mask, positions, split_outputs, streams_by_expert
 from vlakit.nn.time_embedding import posemb_sincos
 
-__all__ = ["AdaRMSNorm", "KVCache", "RMSNorm", "Segment", "apply_rope", "attention_mask", "gated_residual",
-           "masked_attention", "positions", "posemb_sincos", "split_outputs", "streams_by_expert"]
+__all__ = [
+           "AdaRMSNorm",
+           "KVCache",
+           "RMSNorm",
+           "Segment",
+           "apply_rope",
+           "attention_mask",
+           "gated_residual",
+           "masked_attention",
+           "posemb_sincos",
+           "positions",
+           "split_outputs",
+           "streams_by_expert",
+]

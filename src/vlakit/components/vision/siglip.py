@@ -22,6 +22,7 @@ VARIANTS: dict[str, tuple[int, int, int, int, int, int]] = {
     "so400m_patch14_224": (224, 14, 1152, 27, 4304, 16),
     "tiny_patch8_64": (64, 8, 64, 2, 128, 4),
     "tiny_patch16_64": (64, 16, 32, 1, 64, 2),
+    "tiny_patch14_224": (224, 14, 64, 2, 128, 4),  # π0.5's token shape (256 per image) at tiny width
 }
 
 
@@ -30,11 +31,12 @@ class SiglipConfig(ComponentConfig):
 
     Attributes:
         variant: ``so400m_patch14_224`` (π0/π0.5: 256 tokens of width 1152) or a tiny test size
-            (``tiny_patch8_64``: 64 tokens, ``tiny_patch16_64``: 16 tokens).
+            (``tiny_patch8_64``: 64 tokens, ``tiny_patch16_64``: 16 tokens, ``tiny_patch14_224``: 256 tokens).
     """
 
     type: Literal["siglip"] = "siglip"
-    variant: Literal["so400m_patch14_224", "tiny_patch8_64", "tiny_patch16_64"] = "so400m_patch14_224"
+    variant: Literal["so400m_patch14_224", "tiny_patch8_64", "tiny_patch16_64", "tiny_patch14_224"] = \
+        "so400m_patch14_224"
 
     def build(self, *, out_width: int) -> SiglipEncoder:
         size, patch, width, depth, mlp, heads = VARIANTS[self.variant]

@@ -49,7 +49,7 @@ class TabletopVQA(DataSource):
         if renderer is None:
             from vlakit.envs.tabletop.render import Renderer
 
-            renderer = self._local.renderer = Renderer(size=self.config.image_size)
+            renderer = self._local.renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
         s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer)
         return {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
                 "target_text": s.answer, "robot_type": None}

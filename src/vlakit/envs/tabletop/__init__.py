@@ -6,5 +6,5 @@ from vlakit.envs.tabletop.language import corpus
 from vlakit.envs.tabletop.scene import SPLITS, combos, styles
 from vlakit.envs.tabletop.tasks import FAMILIES, SINGLE_STEP_FAMILIES
 
-__all__ = ["TabletopConfig", "TabletopEnv", "ScriptedExpert", "corpus", "SPLITS", "combos", "styles", "FAMILIES",
-           "SINGLE_STEP_FAMILIES"]
+__all__ = ["FAMILIES", "SINGLE_STEP_FAMILIES", "SPLITS", "ScriptedExpert", "TabletopConfig", "TabletopEnv", "combos",
+           "corpus", "styles"]

@@ -65,7 +65,7 @@ def corpus() -> list[str]:
     sorted. Deterministic; a few thousand lines."""
     objs, zones = object_names(), zone_names()
     out: set[str] = set()
-    for family, templates in INSTRUCTIONS.items():
+    for templates in INSTRUCTIONS.values():
         for t in templates:
             if "{" not in t:
                 out.add(t)
@@ -77,7 +77,7 @@ def corpus() -> list[str]:
         for obj in objs:
             for zone in (zones if "{zone}" in t else [""]):
                 out.add(t.format(obj=obj, zone=zone))
-    for key, t in VQA_QUESTIONS.items():
+    for t in VQA_QUESTIONS.values():
         fills: list[dict[str, str]] = [{}]
         if "{shape}" in t:
             fills = [{"shape": s} for s in SHAPES]

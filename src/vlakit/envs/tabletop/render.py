@@ -10,6 +10,7 @@ step with both cameras at 64x64 costs well under a millisecond.
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import numpy as np
@@ -25,6 +26,11 @@ _BIN_FILL = np.array([72, 62, 56], np.float64)
 _BIN_EDGE = np.array([34, 30, 28], np.float64)
 
 
+@functools.lru_cache(maxsize=64)
+def _noise_grid(name: str) -> np.ndarray:
+    return np.random.default_rng(zlib.crc32(name.encode())).uniform(-1, 1, size=(24, 24))
+
+
 def _texture(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Multiplicative brightness pattern of the table surface at world coordinates ``x, y``."""
     if style.texture == "plain":
@@ -34,7 +40,7 @@ def _texture(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if style.texture == "checker":
         return np.where((np.floor(x / 0.125) + np.floor(y / 0.125)) % 2 == 0, 1.06, 0.94)
     if style.texture == "noise":
-        grid = np.random.default_rng(zlib.crc32(style.name.encode())).uniform(-1, 1, size=(24, 24))
+        grid = _noise_grid(style.name)
         gi = np.clip(np.floor(y * 24).astype(int), 0, 23)
         gj = np.clip(np.floor(x * 24).astype(int), 0, 23)
         return 1.0 + 0.08 * grid[gi, gj]
@@ -42,19 +48,30 @@ def _texture(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _background(scene: Scene, x: np.ndarray, y: np.ndarray, edge: float) -> np.ndarray:
-    """uint8 ``[h, w, 3]`` image of table, floor and zones at pixel-centre world coords ``x, y``."""
+    """uint8 ``[h, w, 3]`` image of table, floor and zones at pixel-centre world coords ``x, y``
+    (a regular grid: ``x`` varies along columns only, ``y`` along rows only)."""
     style = scene.style
-    on_table = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
-    table = np.asarray(style.table, np.float64) * _texture(style, x, y)[..., None]
-    img = np.where(on_table[..., None], table, np.asarray(style.floor, np.float64))
+    xs, ys = x[0], y[:, 0]
+    on_table = ((ys >= 0) & (ys <= 1))[:, None] & ((xs >= 0) & (xs <= 1))[None, :]
+    img = np.empty((*x.shape, 3), np.float32)
+    img[:] = np.asarray(style.floor, np.float32)
+    table = np.asarray(style.table, np.float32) * _texture(style, x, y).astype(np.float32)[..., None]
+    img[on_table] = table[on_table]
     for zone in scene.zones:
-        dx, dy = np.abs(x - zone.centre[0]), np.abs(y - zone.centre[1])
-        inside = (dx <= zone.half) & (dy <= zone.half)
-        border = inside & ((dx > zone.half - edge) | (dy > zone.half - edge))
+        # only the pixels inside the zone's bounding box are touched
+        cols = np.flatnonzero(np.abs(xs - zone.centre[0]) <= zone.half)
+        rows = np.flatnonzero(np.abs(ys - zone.centre[1]) <= zone.half)
+        if not len(cols) or not len(rows):
+            continue
+        sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        dx = np.abs(xs[sl[1]] - zone.centre[0])[None, :]
+        dy = np.abs(ys[sl[0]] - zone.centre[1])[:, None]
+        border = (dx > zone.half - edge) | (dy > zone.half - edge)
         fill, line = _zone_colours(zone)
-        img = np.where(inside[..., None], 0.45 * fill + 0.55 * img, img)
-        img = np.where(border[..., None], line, img)
-    img = img * np.asarray(style.tint, np.float64)
+        patch = 0.45 * fill.astype(np.float32) + 0.55 * img[sl]
+        patch[border] = line
+        img[sl] = patch
+    img *= np.asarray(style.tint, np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -101,10 +118,13 @@ class Renderer:
 
     cameras = ("overhead", "wrist")
 
-    def __init__(self, *, size: int = 64) -> None:
+    def __init__(self, *, size: int = 64, wrist_canvas: bool = True) -> None:
+        """``wrist_canvas``: pre-render a large wrist background once per scene (fast steps, for
+        episodes); False renders just the crop each frame (fast single frames, e.g. VQA)."""
         if size < 16:
             raise ValueError(f"tabletop image_size must be >= 16 pixels, got {size}")
         self.size = size
+        self.wrist_canvas = wrist_canvas
         self.o_scale = size / (OVERHEAD_EXTENT[1] - OVERHEAD_EXTENT[0])
         self.w_scale = size / WRIST_FOV
         self._overhead_bg: np.ndarray | None = None
@@ -122,9 +142,10 @@ class Renderer:
         tint = np.asarray(scene.style.tint)
         x, y = self._grid(OVERHEAD_EXTENT[0], OVERHEAD_EXTENT[1], self.o_scale, self.size)
         self._overhead_bg = _background(scene, x, y, edge=1.2 / self.o_scale)
-        n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * self.w_scale))
-        x, y = self._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], self.w_scale, n)
-        self._wrist_bg = _background(scene, x, y, edge=1.2 / self.w_scale)
+        if self.wrist_canvas:
+            n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * self.w_scale))
+            x, y = self._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], self.w_scale, n)
+            self._wrist_bg = _background(scene, x, y, edge=1.2 / self.w_scale)
         self._colours = [np.clip(np.asarray(COLOURS[o.colour]) * tint, 0, 255).astype(np.uint8)
                          for o in scene.objects]
         self._o_masks = [shape_mask(o.shape, OBJECT_RADIUS * self.o_scale) for o in scene.objects]
@@ -172,7 +193,11 @@ class Renderer:
         s, half = self.w_scale, self.size // 2
         gr = int((_WRIST_CANVAS[1] - gripper[1]) * s)
         gc = int((gripper[0] - _WRIST_CANVAS[0]) * s)
-        img = self._wrist_bg[gr - half:gr - half + self.size, gc - half:gc - half + self.size].copy()
+        if self.wrist_canvas:
+            img = self._wrist_bg[gr - half:gr - half + self.size, gc - half:gc - half + self.size].copy()
+        else:  # same pixels as the canvas crop, computed directly
+            x, y = self._grid(_WRIST_CANVAS[0] + (gc - half) / s, _WRIST_CANVAS[1] - (gr - half) / s, s, self.size)
+            img = _background(self.scene, x, y, edge=1.2 / s)
         rel = (positions - gripper) * s
         cols = (half + rel[:, 0]).astype(int)
         rows = (half - rel[:, 1]).astype(int)
@@ -185,9 +210,9 @@ class Renderer:
 
     def _jaws(self, img: np.ndarray, row: int, col: int, aperture: float, scale: float) -> None:
         """Two jaws whose gap shows the aperture."""
-        gap = max(1, int(round((0.012 + 0.03 * aperture) * scale)))
-        length = max(2, int(round(0.035 * scale)))
-        width = max(1, int(round(0.008 * scale)))
+        gap = max(1, round((0.012 + 0.03 * aperture) * scale))
+        length = max(2, round(0.035 * scale))
+        width = max(1, round(0.008 * scale))
         h, w = img.shape[:2]
         r0, r1 = max(row - length, 0), min(row + length + 1, h)
         for c in (col - gap - width, col + gap + 1):

@@ -126,5 +126,13 @@ def sample_task(rng: np.random.Generator, *, family: str, split: Split) -> Task:
     return Task(family, scene, text, target=target, zone=zone)
 
 
-__all__ = ["Family", "FAMILIES", "SINGLE_STEP_FAMILIES", "MAX_STEPS", "Task", "sample_task", "push_aligned",
-           "GRIPPER_RADIUS"]
+__all__ = [
+    "FAMILIES",
+    "GRIPPER_RADIUS",
+    "MAX_STEPS",
+    "SINGLE_STEP_FAMILIES",
+    "Family",
+    "Task",
+    "push_aligned",
+    "sample_task",
+]
