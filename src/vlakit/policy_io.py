@@ -209,32 +209,57 @@ class LoadedPolicy:
     meta: dict[str, Any]
 
     def __post_init__(self) -> None:
-        from vlakit.data import make_inference_transform
+        self._transforms: dict[tuple[str, tuple], Any] = {}
 
-        self.transform = make_inference_transform(model_spec=self.recipe.model, norm_stats=self.norm_stats)
+    @property
+    def robot_types(self) -> list[str]:
+        """Robot types the norm stats cover (the policy can drive these embodiments)."""
+        return sorted(self.norm_stats.entries)
+
+    def transform(self, *, robot_type: str | None = None, camera_map: dict[str, str] | None = None) -> Any:
+        """The :class:`~vlakit.data.ObservationTransform` for one embodiment (cached).
+
+        ``robot_type`` may be omitted when the norm stats cover exactly one robot type.
+        """
+        from vlakit.data import ObservationTransform
+
+        if robot_type is None:
+            if len(self.robot_types) != 1:
+                raise VlakitError(f"policy {self.folder} was trained on robot types {self.robot_types}; say which "
+                                  f"one to drive (robot_type=...)")
+            robot_type = self.robot_types[0]
+        key = (robot_type, tuple(sorted((camera_map or {}).items())))
+        if key not in self._transforms:
+            self._transforms[key] = ObservationTransform(
+                cameras=self.recipe.model.cameras, max_action_dim=self.recipe.model.max_action_dim,
+                norm_stats=self.norm_stats, robot_type=robot_type, camera_map=camera_map,
+                image_size=getattr(self.recipe.data, "image_size", None) if self.recipe.data else None)
+        return self._transforms[key]
 
     @property
     def metadata(self) -> dict[str, Any]:
         """Sent to websocket clients on connect (see :mod:`vlakit.serving`)."""
         return {"recipe": self.recipe.name, "horizon": self.recipe.model.horizon,
-                "cameras": list(self.recipe.model.cameras), **{k: self.meta.get(k) for k in ("vlakit_version",)}}
+                "cameras": list(self.recipe.model.cameras), "robot_types": self.robot_types,
+                "vlakit_version": self.meta.get("vlakit_version")}
 
-    def infer_batch(self, observations: list[Any], *, noise: Any = None) -> InferenceResult:
+    def infer_batch(self, observations: list[Any], *, robot_type: str | None = None,
+                    camera_map: dict[str, str] | None = None, noise: Any = None) -> InferenceResult:
         """Raw :class:`~vlakit.interfaces.env.EnvObservation` list -> unnormalised action chunks."""
         import torch
 
         start = time.perf_counter()
-        obs = self.transform.observation(observations).to(self.backend.device)
+        transform = self.transform(robot_type=robot_type, camera_map=camera_map)
+        obs = transform(list(observations)).to(self.backend.device)
         with torch.inference_mode(), self.backend.autocast():
             chunk = self.policy.sample_actions(obs, noise=noise, num_steps=self.recipe.model.inference.num_steps)
-        normalised = chunk.actions.float().cpu().numpy()
         valid = chunk.valid.cpu().numpy().astype(bool)
-        actions = self.transform.actions(normalised, observations).astype(np.float32)
+        actions = transform.unnormalize_actions(chunk.actions.float()).astype(np.float32)
         actions[~valid] = np.nan  # never hand out numbers for a chunk that failed to decode
         return InferenceResult(actions=actions, valid=valid, errors=list(chunk.errors), subtask=chunk.subtask,
                                latency_s=time.perf_counter() - start)
 
-    def infer(self, observation: Any) -> dict[str, Any]:
+    def infer(self, observation: Any, *, robot_type: str | None = None) -> dict[str, Any]:
         """One observation (EnvObservation, or a dict with ``images``, ``state``, ``prompt``) -> result dict
         ``{"actions": [H, action_dim], "subtask": str|None}``. Raises if decoding failed."""
         from vlakit.interfaces.env import EnvObservation
@@ -243,7 +268,7 @@ class LoadedPolicy:
             observation = EnvObservation(images=dict(observation["images"]),
                                          state=np.asarray(observation["state"], dtype=np.float32),
                                          prompt=str(observation["prompt"]))
-        result = self.infer_batch([observation])
+        result = self.infer_batch([observation], robot_type=robot_type)
         if not result.valid[0]:
             raise VlakitError(f"the policy produced no valid action chunk: {result.errors[0]}")
         return {"actions": result.actions[0],

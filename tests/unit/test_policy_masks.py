@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-try:
-    from ._doubles import batch, tiny_policy, one_thread  # noqa: F401 - autouse fixture
+try:  # one_thread is an autouse fixture
+    from ._doubles import batch, one_thread, tiny_policy
 except ImportError:  # run as a rootdir module
-    from _doubles import batch, tiny_policy, one_thread  # type: ignore[no-redef]  # noqa: F401
+    from _doubles import batch, one_thread, tiny_policy  # type: ignore[no-redef]  # noqa: F401
 
 
 @pytest.fixture(scope="module")

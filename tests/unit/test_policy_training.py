@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-try:
-    from ._doubles import batch, tiny_policy, one_thread  # noqa: F401 - autouse fixture
+try:  # one_thread is an autouse fixture
+    from ._doubles import batch, one_thread, tiny_policy
 except ImportError:  # run as a rootdir module
-    from _doubles import batch, tiny_policy, one_thread  # type: ignore[no-redef]  # noqa: F401
+    from _doubles import batch, one_thread, tiny_policy  # type: ignore[no-redef]  # noqa: F401
 from vlakit.policy import PolicyInputError
 
 
@@ -79,8 +79,8 @@ def test_samples_without_actions_do_not_affect_flow_or_fast_losses():
     assert torch.allclose(l1["flow_matching"], l2["flow_matching"], atol=1e-6)
 
 
-@pytest.mark.slow
 def test_tiny_pi05_overfits_one_batch():
+    """~15 s single-threaded on a busy 2-core machine (400 AdamW steps)."""
     torch.manual_seed(0)
     policy = tiny_policy("pi05_tiny")
     b = batch(policy.spec, 2)

@@ -60,13 +60,15 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
     else:
         env_spec = ENVS.config_class("tabletop")()
     horizon = recipe.model.horizon if recipe is not None else 10
-    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded), ActorChoice.expert: ExpertActor,
+    camera_map = dict(spec.camera_map) if spec else None
+    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded, camera_map=camera_map), ActorChoice.expert: ExpertActor,
                   ActorChoice.random: lambda: RandomActor(horizon=horizon, seed=0)}[actor]
     return evaluate(make_actor=make_actor, env_spec=env_spec,
                     splits=splits or (spec.splits if spec else ["train", "unseen"]),
                     episodes=episodes or (spec.episodes if spec else 50),
                     replan_every=replan_every or (spec.replan_every if spec else 5),
-                    seed=seed if seed is not None else (spec.seed if spec else 1000), out_dir=out,
+                    seed=seed if seed is not None else (spec.seed if spec else 0), out_dir=out,
+                    strip_episodes=spec.strip_episodes if spec else 3,
                     console=console, title=title,
                     info={"actor": actor.value, "policy_dir": str(policy_dir) if policy_dir else None})
 

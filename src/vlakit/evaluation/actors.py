@@ -42,11 +42,17 @@ class PolicyActor(Actor):
 
     name = "policy"
 
-    def __init__(self, loaded: Any) -> None:
+    def __init__(self, loaded: Any, *, camera_map: dict[str, str] | None = None) -> None:
         self.loaded = loaded
+        self.camera_map = camera_map
+        self.robot_type: str | None = None
+
+    def reset(self, env: Env, *, seed: int) -> None:
+        # the env names its embodiment when it has several; otherwise the stats must hold just one
+        self.robot_type = getattr(env, "robot_type", None)
 
     def act(self, obs: EnvObservation) -> ActorStep:
-        result = self.loaded.infer_batch([obs])
+        result = self.loaded.infer_batch([obs], robot_type=self.robot_type, camera_map=self.camera_map)
         subtask = result.subtask[0] if result.subtask is not None else None
         return ActorStep(actions=result.actions[0], subtask=subtask, valid=bool(result.valid[0]),
                          error=result.errors[0])

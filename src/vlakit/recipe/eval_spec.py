@@ -14,4 +14,8 @@ class EvalSpec(FrozenModel):
     splits: list[str] = Field(default_factory=lambda: ["train", "unseen"])
     episodes: int = Field(50, ge=1, description="episodes per split")
     replan_every: int = Field(5, ge=1, description="execute this many actions of each chunk open-loop")
-    seed: int = 1000
+    seed: int = Field(0, description="episode i of every split is reset with seed + i")
+    #: model camera -> env camera, where the env names its cameras differently from the recipe
+    camera_map: dict[str, str] = Field(default_factory=dict)
+    #: episodes per split drawn into the PNG/GIF strip
+    strip_episodes: int = Field(3, ge=0)

@@ -163,11 +163,31 @@ def _check_backend(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None
         pass
 
 
+# -- data sources ------------------------------------------------------------------------------------
+def _check_data_source(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        source = _build(kind, key, cfg, name=key, horizon=4, cache_dir=Path(tmp))
+        if not source.is_prepared():
+            source.prepare(progress=False)
+        source.load()
+        if len(source) <= 0:
+            raise _fail(kind, key, "a prepared source must have at least one sample")
+        sample = source[0]
+        for field in ("images", "prompt"):
+            if field not in sample:
+                raise _fail(kind, key, f"sample is missing {field!r} (has {sorted(sample)})")
+        if source.yields_actions:
+            actions = np.asarray(sample.get("actions"))
+            if actions.ndim != 2 or actions.shape[0] != 4:
+                raise _fail(kind, key, f"actions must be [H=4, A], got {actions.shape}")
+
+
 _CHECKS: dict[str, Callable[[str, str, type, ComponentConfig], None]] = {
     "action_tokenizers": _check_action_tokenizer,
     "envs": _check_env,
     "text_tokenizers": _check_text_tokenizer,
     "backends": _check_backend,
+    "data_sources": _check_data_source,
 }
 
 

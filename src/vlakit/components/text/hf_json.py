@@ -35,6 +35,15 @@ class HfJsonTextTokenizer(TokenizersTextTokenizer):
 
     Config = HfJsonConfig
 
+    @classmethod
+    def test_config(cls) -> HfJsonConfig:
+        """For the conformance suite: the shipped tabletop ``tokenizer.json`` loaded by path."""
+        from importlib import resources
+
+        from vlakit.components.text.tabletop_bpe import ASSET
+
+        return HfJsonConfig(path=str(resources.files("vlakit").joinpath(*ASSET)))
+
     def __init__(self, *, config: HfJsonConfig) -> None:
         self.config = config
         path = Path(config.path).expanduser()

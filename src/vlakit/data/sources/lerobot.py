@@ -109,6 +109,17 @@ class LeRobotSourceConfig(DataSourceConfig):
 class LeRobotSource(LeRobotBackedSource):
     Config = LeRobotSourceConfig
 
+    @classmethod
+    def test_config(cls) -> LeRobotSourceConfig:
+        """For the conformance suite: a 2-episode tabletop dataset written to a temp folder."""
+        import tempfile
+
+        from vlakit.data.generate import generate_tabletop_dataset
+
+        root = Path(tempfile.mkdtemp(prefix="vlakit-conformance-")) / "tabletop"
+        generate_tabletop_dataset(root, episodes=2, families=("reach",), progress=False)
+        return LeRobotSourceConfig(path=str(root))
+
     def __init__(self, config: LeRobotSourceConfig, *, name: str, horizon: int) -> None:
         super().__init__(name=name, horizon=horizon, root=Path(config.path).expanduser(),
                          robot_type_override=config.robot_type)

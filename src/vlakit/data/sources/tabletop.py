@@ -58,6 +58,11 @@ class TabletopDataConfig(DataSourceConfig):
 
 
 class _TabletopSource(LeRobotBackedSource):
+    @classmethod
+    def test_config(cls) -> TabletopDataConfig:
+        """For the conformance suite: a 2-episode dataset."""
+        return cls.Config(episodes=2)  # type: ignore[attr-defined]
+
     def __init__(self, config: TabletopDataConfig, *, name: str, horizon: int, cache_dir: Path | None) -> None:
         super().__init__(name=name, horizon=horizon, root=config.dataset_dir(cache_dir))
         self.config = config
