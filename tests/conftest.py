@@ -10,6 +10,6 @@ os.environ.setdefault("VLAKIT_TEST", "1")
 try:
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(1)  # tiny models: threading overhead dominates on a busy 2-core machine
 except ImportError:  # pragma: no cover
     pass

@@ -182,12 +182,93 @@ def _check_data_source(kind: str, key: str, cls: type, cfg: ComponentConfig) -> 
                 raise _fail(kind, key, f"actions must be [H=4, A], got {actions.shape}")
 
 
+# -- model parts -------------------------------------------------------------------------------------
+def _grads_reach_every_parameter(kind: str, key: str, module: Any, loss: Any) -> None:
+    loss.backward()
+    missing = [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
+    if missing:
+        raise _fail(kind, key, f"no gradient reached {len(missing)} parameter(s), e.g. {missing[:3]}")
+
+
+def _check_vision_encoder(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    enc = _build(kind, key, cfg, out_width=24)
+    images = torch.randint(0, 256, (2, 48, 40, 3), dtype=torch.uint8)
+    pixels = enc.preprocess(images)
+    if not pixels.is_floating_point() or pixels.min() < -1.0 - 1e-6 or pixels.max() > 1.0 + 1e-6:
+        raise _fail(kind, key, "preprocess must return float pixels in [-1, 1]")
+    out = enc(pixels)
+    if tuple(out.shape) != (2, enc.num_tokens, 24) or enc.out_width != 24:
+        raise _fail(kind, key, f"forward gave {tuple(out.shape)}, expected (2, num_tokens={enc.num_tokens}, 24)")
+    if not torch.isfinite(out).all():
+        raise _fail(kind, key, "forward produced non-finite values")
+    _grads_reach_every_parameter(kind, key, enc, out.square().mean())
+
+
+def _check_language_backbone(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    lm = _build(kind, key, cfg, vocab_size=97)
+    if lm.vocab_size != 97:
+        raise _fail(kind, key, f"vocab_size {lm.vocab_size} != requested 97")
+    ids = torch.randint(0, 97, (2, 5))
+    x = lm.embed(ids)
+    n = ids.shape[1]
+    mask = torch.tril(torch.ones(n, n, dtype=torch.bool)).expand(2, n, n)
+    pos = torch.arange(n).expand(2, n)
+    out = lm([x], attn_mask=mask, positions=pos)
+    hidden = out.hidden[0]
+    logits = lm.logits(hidden)
+    if tuple(logits.shape) != (2, n, 97) or logits.dtype != torch.float32:
+        raise _fail(kind, key, f"logits must be float32 [B, N, vocab], got {logits.dtype} {tuple(logits.shape)}")
+    # causality: changing the last token must not change earlier outputs
+    ids2 = ids.clone()
+    ids2[:, -1] = (ids2[:, -1] + 1) % 97
+    hidden2 = lm([lm.embed(ids2)], attn_mask=mask, positions=pos).hidden[0]
+    if not torch.allclose(hidden[:, :-1], hidden2[:, :-1], atol=1e-5):
+        raise _fail(kind, key, "a causal mask did not stop earlier positions from seeing a later token")
+    _grads_reach_every_parameter(kind, key, lm, logits.logsumexp(-1).mean())
+
+
+def _check_time_conditioning(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    tc = _build(kind, key, cfg, width=16)
+    tokens, cond = tc(torch.randn(3, 4, 16), torch.rand(3))
+    if tuple(tokens.shape) != (3, 4, 16):
+        raise _fail(kind, key, f"tokens shape {tuple(tokens.shape)} != (3, 4, 16)")
+    if cond is not None and tuple(cond.shape) != (3, 16):
+        raise _fail(kind, key, f"condition shape {tuple(cond.shape)} != (3, 16)")
+
+
+def _check_state_encoder(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    import torch
+
+    enc = _build(kind, key, cfg, expert_width=16, state_dim=6)
+    state = torch.tensor([[0.0, 0.5, -0.5, 0.99, 3.0, -3.0]])
+    mask = torch.tensor([[True] * 4 + [False] * 2])
+    prompts = enc.prompt(tasks=["pick up the red cube"], state=state, state_mask=mask)
+    if len(prompts) != 1 or "pick up the red cube" not in prompts[0]:
+        raise _fail(kind, key, f"prompt must contain the task, got {prompts!r}")
+    tokens = enc.tokens(state)
+    if tokens is not None and (tokens.ndim != 3 or tokens.shape[0] != 1 or tokens.shape[-1] != 16):
+        raise _fail(kind, key, f"state tokens must be [B, N, expert_width], got {tuple(tokens.shape)}")
+
+
 _CHECKS: dict[str, Callable[[str, str, type, ComponentConfig], None]] = {
     "action_tokenizers": _check_action_tokenizer,
     "envs": _check_env,
     "text_tokenizers": _check_text_tokenizer,
     "backends": _check_backend,
     "data_sources": _check_data_source,
+    "vision_encoders": _check_vision_encoder,
+    "language_backbones": _check_language_backbone,
+    "time_conditionings": _check_time_conditioning,
+    "state_encoders": _check_state_encoder,
 }
 
 

@@ -140,6 +140,11 @@ class GemmaBackbone(LanguageBackbone):
 
     Config = GemmaConfig
 
+    @classmethod
+    def test_config(cls) -> GemmaConfig:
+        """Small variant for the conformance suite."""
+        return GemmaConfig(variant="tiny")
+
     def __init__(self, *, embedding: nn.Embedding, experts: Sequence[GemmaExpert],
                  rope_max_wavelength: float = 10_000.0) -> None:
         super().__init__()

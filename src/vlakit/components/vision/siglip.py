@@ -77,6 +77,11 @@ class SiglipEncoder(VisionEncoder):
 
     Config = SiglipConfig
 
+    @classmethod
+    def test_config(cls) -> SiglipConfig:
+        """Small variant for the conformance suite."""
+        return SiglipConfig(variant="tiny_patch8_64")
+
     def __init__(self, *, image_size: int, patch_size: int, width: int, blocks: list[nn.Module],
                  projector: nn.Linear) -> None:
         super().__init__()
