@@ -39,8 +39,8 @@ def run_episode(env: Env, actor: Actor, *, seed: int, split: str, replan_every: 
     truncates, after ``max_steps`` (default ``env.max_episode_steps``), or -- counted as a failure
     with the reason recorded -- when the actor returns an invalid chunk.
     """
-    limit = max_steps or env.max_episode_steps
     obs = env.reset(seed=seed)
+    limit = max_steps or env.max_episode_steps  # after reset: the limit may depend on the task
     actor.reset(env, seed=seed)
     family = env.task_family()
     cam = camera or env.cameras[0]

@@ -1,0 +1,54 @@
+"""The train / eval / run commands: registration, bad input (exit 2, one paragraph), baselines."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from vlakit.cli.main import app
+
+runner = CliRunner()
+
+
+def test_jobs_are_top_level_commands():
+    out = runner.invoke(app, ["--help"]).output
+    for name in ("train", "eval", "run"):
+        assert f" {name} " in out
+
+
+def test_train_recipe_without_train_section_is_bad_input(tmp_path):
+    result = runner.invoke(app, ["train", "pi05", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no `train:` and `data:` sections" in result.output and "Traceback" not in result.output
+
+
+def test_train_bad_override_names_field(tmp_path):
+    result = runner.invoke(app, ["train", "pi05_tabletop_tiny", "--set", "train.stages.0.stepz=3",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "stepz" in result.output
+
+
+def test_eval_missing_policy_folder(tmp_path):
+    result = runner.invoke(app, ["eval", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_eval_policy_actor_needs_folder():
+    result = runner.invoke(app, ["eval"])
+    assert result.exit_code == 2 and "POLICY_DIR is required" in result.output
+
+
+def test_eval_unknown_env_names_closest(tmp_path):
+    result = runner.invoke(app, ["eval", "--actor", "random", "--env", "tabeltop", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "tabletop" in result.output
+
+
+def test_eval_expert_baseline_writes_report(tmp_path):
+    result = runner.invoke(app, ["eval", "--actor", "expert", "--episodes", "3", "--split", "unseen",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "eval_report.json").read_text())
+    assert report["actor"] == "expert" and report["splits"] == ["unseen"]
+    overall = [g for g in report["summary"] if g["family"] == "all"][0]
+    assert overall["episodes"] == 3 and overall["success_rate"] == 1.0
