@@ -11,6 +11,11 @@ from vlakit.cli.main import app
 runner = CliRunner()
 
 
+def flat(result) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
 def test_jobs_are_top_level_commands():
     out = runner.invoke(app, ["--help"]).output
     for name in ("train", "eval", "run"):
@@ -20,28 +25,28 @@ def test_jobs_are_top_level_commands():
 def test_train_recipe_without_train_section_is_bad_input(tmp_path):
     result = runner.invoke(app, ["train", "pi05", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "no `train:` and `data:` sections" in result.output and "Traceback" not in result.output
+    assert "no `train:` and `data:` sections" in flat(result) and "Traceback" not in flat(result)
 
 
 def test_train_bad_override_names_field(tmp_path):
     result = runner.invoke(app, ["train", "pi05_tabletop_tiny", "--set", "train.stages.0.stepz=3",
                                  "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "stepz" in result.output
+    assert result.exit_code == 2 and "stepz" in flat(result)
 
 
 def test_eval_missing_policy_folder(tmp_path):
     result = runner.invoke(app, ["eval", str(tmp_path / "nope")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in flat(result)
 
 
 def test_eval_policy_actor_needs_folder():
     result = runner.invoke(app, ["eval"])
-    assert result.exit_code == 2 and "POLICY_DIR is required" in result.output
+    assert result.exit_code == 2 and "POLICY_DIR is required" in flat(result)
 
 
 def test_eval_unknown_env_names_closest(tmp_path):
     result = runner.invoke(app, ["eval", "--actor", "random", "--env", "tabeltop", "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "tabletop" in result.output
+    assert result.exit_code == 2 and "tabletop" in flat(result)
 
 
 def test_eval_expert_baseline_writes_report(tmp_path):

@@ -51,25 +51,17 @@ app.add_typer(plugins_app, name="plugins", help="List installed plugins (without
 app.add_typer(recipes_app, name="recipes", help="List, show, validate recipes; print the recipe JSON schema.")
 
 # Commands contributed by other subsystems register themselves here (each module stays light).
-for _module, _name, _help in [
-    ("vlakit.cli.data", "data", "Generate, inspect and read datasets (LeRobot v3 format)."),
-    ("vlakit.cli.tokenizer", "tokenizer", "Fit and report action tokenizers (FAST, binning)."),
-]:
-    try:
-        import importlib
+from vlakit.cli.data import app as data_app  # noqa: E402
+from vlakit.cli.tokenizer import app as tokenizer_app  # noqa: E402
 
-        app.add_typer(importlib.import_module(_module).app, name=_name, help=_help)
-    except ModuleNotFoundError as _exc:  # subsystem not present in this build
-        if _exc.name != _module:
-            raise
+app.add_typer(data_app, name="data", help="Generate, inspect and read datasets (LeRobot v3 format).")
+app.add_typer(tokenizer_app, name="tokenizer", help="Fit and report action tokenizers (FAST, binning).")
 
-try:  # train / eval / run / ablate / serve are top-level commands
+# Top-level commands (train / eval / run, ablate, serve, inspect); each module stays light.
+for _module in ("vlakit.cli.jobs", "vlakit.cli.ablate", "vlakit.cli.serve", "vlakit.cli.inspect_cmd"):
     import importlib
 
-    importlib.import_module("vlakit.cli.jobs").register(app)
-except ModuleNotFoundError as _exc:
-    if _exc.name != "vlakit.cli.jobs":
-        raise
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:
