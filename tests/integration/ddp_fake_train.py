@@ -13,15 +13,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from training_fakes import FakeLoader, FakePolicy  # noqa: E402
+from rich.console import Console
+from training_fakes import FakeLoader, FakePolicy
 
-from rich.console import Console  # noqa: E402
-
-from vlakit.backends import select_backend  # noqa: E402
-from vlakit.recipe.train_spec import TrainSpec  # noqa: E402
-from vlakit.training.data import DataFeed  # noqa: E402
-from vlakit.training.run import quiet_lightning  # noqa: E402
-from vlakit.training.stages import run_stages  # noqa: E402
+from vlakit.backends import select_backend
+from vlakit.recipe.train_spec import TrainSpec
+from vlakit.training.data import DataFeed
+from vlakit.training.run import quiet_lightning
+from vlakit.training.stages import run_stages
 
 
 def main(out: Path) -> None:

@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 def test_two_process_gloo_ddp_trains_in_sync(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     proc = subprocess.run([sys.executable, str(HERE / "ddp_fake_train.py"), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     # each rank built its own shard of the data and ran every step of both stages

@@ -12,14 +12,14 @@ import torch
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent))
-from training_fakes import FakeLoader, FakePolicy  # noqa: E402
+from training_fakes import FakeLoader, FakePolicy
 
-from vlakit.backends import select_backend  # noqa: E402
-from vlakit.errors import VlakitError  # noqa: E402
-from vlakit.recipe.train_spec import TrainSpec  # noqa: E402
-from vlakit.training.data import DataFeed  # noqa: E402
-from vlakit.training.module import NonFiniteLossError  # noqa: E402
-from vlakit.training.stages import run_stages  # noqa: E402
+from vlakit.backends import select_backend
+from vlakit.errors import VlakitError
+from vlakit.recipe.train_spec import TrainSpec
+from vlakit.training.data import DataFeed
+from vlakit.training.module import NonFiniteLossError
+from vlakit.training.stages import run_stages
 
 CONSOLE = Console(file=open("/dev/null", "w"))  # noqa: SIM115
 

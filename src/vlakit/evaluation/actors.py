@@ -30,7 +30,7 @@ class Actor(ABC):
 
     name: str = "actor"
 
-    def reset(self, env: Env, *, seed: int) -> None:  # noqa: B027 - optional hook
+    def reset(self, env: Env, *, seed: int) -> None:
         """Prepare for a new episode of ``env``."""
 
     @abstractmethod

@@ -71,7 +71,8 @@ def write_strip(recordings: list[Recording], png_path: Path, gif_path: Path | No
         header_h = 14
         width = sum(t.width for t in tiles)
         row = Image.new("RGB", (width, tiles[0].height + header_h), (255, 255, 255))
-        ImageDraw.Draw(row).text((2, 1), f"{'SUCCESS' if rec.success else 'FAIL'}: {rec.prompt}", fill=colour)
+        verdict = "SUCCESS" if rec.success else "FAIL"
+        ImageDraw.Draw(row).text((2, 1), f"[{rec.split}] {verdict}: {rec.prompt}", fill=colour)
         x = 0
         for t in tiles:
             row.paste(t, (x, header_h))

@@ -25,6 +25,7 @@ class Frame:
 @dataclass
 class Recording:
     prompt: str
+    split: str = ""
     frames: list[Frame] = field(default_factory=list)
     success: bool = False
 
@@ -44,7 +45,7 @@ def run_episode(env: Env, actor: Actor, *, seed: int, split: str, replan_every: 
     actor.reset(env, seed=seed)
     family = env.task_family()
     cam = camera or env.cameras[0]
-    rec = Recording(prompt=obs.prompt) if record else None
+    rec = Recording(prompt=obs.prompt, split=split) if record else None
     if rec is not None:
         rec.frames.append(Frame(obs.images[cam].copy(), 0, None))
     steps, chunks, success, failure = 0, 0, False, None

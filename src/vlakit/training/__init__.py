@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["train_recipe", "TrainResult"]
+__all__ = ["TrainResult", "train_recipe"]
 
 
 def __getattr__(name: str) -> Any:  # keep `import vlakit.training` light

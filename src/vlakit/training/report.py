@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def plot_loss_curve(records: list[dict[str, Any]], path: Path, *, title: str = "
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, label=name, linewidth=2.0 if name == "loss" else 1.2)
-    for prev, cur in zip(records, records[1:]):
+    for prev, cur in itertools.pairwise(records):
         if cur["stage"] != prev["stage"]:
             ax.axvline(prev["step"], color="grey", linestyle="--", linewidth=0.8)
             ax.text(prev["step"], 1.0, f" {cur['stage']}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)

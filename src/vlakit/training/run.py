@@ -177,7 +177,8 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
                         extra_callbacks=extra_callbacks)
     policy.to("cpu")
     records = read_metrics(result.metrics_path)
-    final = {k: v for k, v in (records[-1] if records else {}).items() if k not in ("stage", "step", "stage_step")}
+    final = {k: v for k, v in (records[-1] if records else {}).items()
+             if k not in ("stage", "step", "stage_step", "lr", "samples_per_s", "elapsed_s")}
     wall = time.perf_counter() - start
     policy_dir = out_dir / "policy"
     csv_path, png_path = out_dir / "metrics.csv", out_dir / "loss_curve.png"
@@ -188,7 +189,7 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
             result.ema.copy_to(policy)
         training = {"steps": result.total_steps, "train_wall_s": round(wall, 1), "backend": backend.describe(),
                     "ema_decay": recipe.train.ema_decay,
-                    "final_losses": {k: round(v, 5) for k, v in final.items() if k not in ("lr",)}}
+                    "final_losses": {k: round(v, 5) for k, v in final.items()}}
         save_policy(policy, policy_dir, recipe=recipe, norm_stats=norm_stats, training=training)
         write_metrics_csv(records, csv_path)
         plot_loss_curve(records, png_path, title=f"{recipe.name}: training loss")
