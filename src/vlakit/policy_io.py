@@ -146,7 +146,7 @@ def load_policy(folder: str | Path, *, backend: Any = "auto", precision: str | N
     policy = build_policy(recipe, device="cpu", text_tokenizer=text_tok, action_tokenizer=action_tok)
     try:
         missing, unexpected = load_model(policy, str(weights), strict=False)
-    except Exception as exc:  # noqa: BLE001 - shape mismatch, corrupt file: reported with the file
+    except Exception as exc:
         raise PolicyLoadError(f"cannot load {weights} into the policy its recipe builds: {exc}") from None
     if missing or unexpected:
         raise PolicyLoadError(f"{weights} does not match the policy built from {folder / 'recipe.yaml'}: "
@@ -161,7 +161,7 @@ def _load_tokenizer(load: Any, folder: Path) -> Any:
         return load(folder)
     except VlakitError:
         raise
-    except Exception as exc:  # noqa: BLE001 - third-party tokenizer code: reported with the folder
+    except Exception as exc:
         raise PolicyLoadError(f"cannot load tokenizer from {folder}: {type(exc).__name__}: {exc}") from None
 
 
@@ -172,7 +172,7 @@ def _load_norm_stats(path: Path) -> Any:
         return NormStats.load(path)
     except VlakitError:
         raise
-    except Exception as exc:  # noqa: BLE001 - reported with the file
+    except Exception as exc:
         raise PolicyLoadError(f"cannot read norm stats {path}: {type(exc).__name__}: {exc}") from None
 
 

@@ -32,7 +32,7 @@ def policy_dir(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("cache")
     recipe = load_recipe("pi05_tabletop_tiny", [f"data.cache_dir={cache}", "backend.type=cpu"])
     out = tmp_path_factory.mktemp("run")
-    result = train_recipe(recipe, out_dir=out, console=Console(file=open("/dev/null", "w")),  # noqa: SIM115
+    result = train_recipe(recipe, out_dir=out, console=Console(file=open("/dev/null", "w")),
                           progress=False)
     return result.policy_dir
 

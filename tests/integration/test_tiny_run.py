@@ -18,7 +18,7 @@ from vlakit.policy_io import PolicyLoadError, load_policy
 from vlakit.recipe.load import load_recipe
 from vlakit.training.run import train_recipe
 
-QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
+QUIET = Console(file=open("/dev/null", "w"))
 
 
 @pytest.fixture(scope="module")

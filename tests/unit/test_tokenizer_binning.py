@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.unit._tokenizer_data import smooth_chunks, tabletop_demo_chunks
 from vlakit.components.action_tokenizers import (
     BinningActionTokenizer,
     BinningConfig,
@@ -13,8 +14,6 @@ from vlakit.components.action_tokenizers import (
 )
 from vlakit.components.action_tokenizers.report import evaluate_tokenizer
 from vlakit.registry import ACTION_TOKENIZERS
-
-from tests.unit._tokenizer_data import smooth_chunks, tabletop_demo_chunks
 
 
 def test_registered_and_vocab():

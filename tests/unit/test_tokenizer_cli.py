@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.unit._tokenizer_data import smooth_chunks
 from vlakit.cli.main import app
 from vlakit.components.action_tokenizers import FastActionTokenizer, load_action_tokenizer
 from vlakit.components.action_tokenizers.dataset_chunks import load_action_chunks
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
-
-from tests.unit._tokenizer_data import smooth_chunks
 
 D = 4
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.unit._tokenizer_data import smooth_chunks
 from vlakit.components.action_tokenizers import BinningConfig, FastConfig
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
-
-from tests.unit._tokenizer_data import smooth_chunks
 
 H, A = 50, 7
 

@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.unit._tokenizer_data import smooth_chunks
 from vlakit.components.action_tokenizers import FastActionTokenizer, FastConfig, load_action_tokenizer
 from vlakit.components.action_tokenizers._dct import dct_matrix, dct_time, idct_time
 from vlakit.interfaces.action_tokenizer import ActionTokenizerError
 from vlakit.registry import ACTION_TOKENIZERS
-
-from tests.unit._tokenizer_data import smooth_chunks
 
 H, A = 50, 7
 

@@ -63,3 +63,19 @@ def test_metrics_csv_and_curve(tmp_path):
     assert rows[0]["flow_matching"] == "" and float(rows[1]["flow_matching"]) == 0.5
     plot_loss_curve(records, tmp_path / "curve.png")
     assert Image.open(tmp_path / "curve.png").size == (800, 450)
+
+
+def test_train_spec_rejects_bad_stages():
+    from pydantic import ValidationError
+
+    from vlakit.recipe.train_spec import TrainSpec
+
+    ok = {"name": "a", "steps": 1, "losses": {"text": 1.0}}
+    with pytest.raises(ValidationError, match="unique"):
+        TrainSpec.model_validate({"stages": [ok, ok]})
+    with pytest.raises(ValidationError, match=">= 0"):
+        TrainSpec.model_validate({"stages": [{**ok, "losses": {"text": -1.0}}]})
+    with pytest.raises(ValidationError, match="> 0"):
+        TrainSpec.model_validate({"stages": [{**ok, "losses": {"text": 0.0}}]})
+    with pytest.raises(ValidationError, match="folder"):
+        TrainSpec.model_validate({"stages": [{**ok, "name": "a/b"}]})

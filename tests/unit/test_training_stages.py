@@ -21,7 +21,7 @@ from vlakit.training.data import DataFeed
 from vlakit.training.module import NonFiniteLossError
 from vlakit.training.stages import run_stages
 
-CONSOLE = Console(file=open("/dev/null", "w"))  # noqa: SIM115
+CONSOLE = Console(file=open("/dev/null", "w"))
 
 
 def spec(**over) -> TrainSpec:

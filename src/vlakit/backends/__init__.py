@@ -38,7 +38,7 @@ def backend_statuses() -> list[BackendStatus]:
     from vlakit.registry import BACKENDS
 
     out = []
-    for key in BACKENDS.keys():  # noqa: SIM118 - a Registry method (plugins included), not dict.keys
+    for key in BACKENDS.keys():
         if key == "auto":
             continue
         try:
@@ -47,7 +47,7 @@ def backend_statuses() -> list[BackendStatus]:
             out.append(BackendStatus(key, bool(ok), str(why), int(cls.priority)))
         except PluginError as exc:
             out.append(BackendStatus(key, False, f"plugin failed to load: {exc}", -10))
-        except Exception as exc:  # noqa: BLE001 - a plugin's availability probe must not break selection
+        except Exception as exc:
             warnings.warn(f"backend {key!r} availability check failed: {exc}", stacklevel=2)
             out.append(BackendStatus(key, False, f"availability check failed: {exc}", -10))
     return sorted(out, key=lambda s: (-s.priority, s.key))

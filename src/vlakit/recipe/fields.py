@@ -87,6 +87,6 @@ class _ComponentField:
                     "title": reg.info.title, "key": key, "nested": nested}) from None
 
 
-def Component(kind: str, *, default_type: str | None = None) -> Any:  # noqa: N802 - type factory
+def Component(kind: str, *, default_type: str | None = None) -> Any:
     """Field type for a component spec of ``kind`` (a registry name such as ``"vision_encoders"``)."""
     return Annotated[ComponentConfig, _ComponentField(kind, default_type)]

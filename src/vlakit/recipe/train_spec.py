@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vlakit.config import FrozenModel
 
@@ -37,6 +37,24 @@ class StageSpec(FrozenModel):
     optimizer: OptimizerSpec | None = None
     schedule: ScheduleSpec | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "_-." for c in v):
+            raise ValueError(f"stage name {v!r} must be non-empty letters, digits, '_', '-' or '.' "
+                             "(it names the stage's checkpoint folder)")
+        return v
+
+    @field_validator("losses")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: w for k, w in v.items() if w < 0}
+        if bad:
+            raise ValueError(f"loss weights must be >= 0, got {bad}")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError(f"at least one loss weight must be > 0, got {v}")
+        return v
+
 
 class TrainSpec(FrozenModel):
     stages: list[StageSpec] = Field(min_length=1)
@@ -50,3 +68,12 @@ class TrainSpec(FrozenModel):
     num_nodes: int = Field(1, ge=1)
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(500, ge=1)
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stage_names(cls, v: list[StageSpec]) -> list[StageSpec]:
+        names = [s.name for s in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"stage names must be unique, repeated: {dup}")
+        return v

@@ -96,7 +96,7 @@ def _check_action_tokenizer(kind: str, key: str, cls: type, cfg: ComponentConfig
             raise _fail(kind, key, "save/load round trip changes the codes")
     try:
         tok.encode(np.full((1, horizon, dim), np.nan))
-    except (ValueError, Exception) as exc:  # noqa: BLE001 - any specific error is acceptable
+    except (ValueError, Exception) as exc:
         if isinstance(exc, ConformanceError):
             raise
     else:

@@ -74,7 +74,7 @@ def load_file(path: Path) -> Any:
         raise ActionTokenizerError(f"{path} does not exist (a FAST tokenizer folder needs tokenizer.json)")
     try:
         return Tokenizer.from_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - the Rust side raises plain Exception
+    except Exception as exc:
         raise ActionTokenizerError(f"{path} is not a valid `tokenizers` tokenizer.json: {exc}") from None
 
 

@@ -106,5 +106,5 @@ def read_tokenizer_file(path: Path) -> Any:
         raise TextTokenizerError(f"text tokenizer file {path} does not exist")
     try:
         return Tokenizer.from_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - the Rust side raises plain Exception
+    except Exception as exc:
         raise TextTokenizerError(f"{path} is not a valid `tokenizers` tokenizer.json: {exc}") from None
