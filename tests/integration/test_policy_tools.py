@@ -83,7 +83,7 @@ def test_serving_a_real_policy_round_trip(policy_dir: Path) -> None:
 def test_ablate_dry_run_validates_every_variant() -> None:
     result = runner.invoke(app, ["ablate", str(STUDY), "--dry-run"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "model.vision.type=conv" in result.output and "all variants are valid" in result.output
+    assert "model.vision.type=siglip" in result.output and "all variants are valid" in result.output
 
 
 def test_ablate_reports_every_invalid_variant(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_ablate_trains_and_compares_variants(tmp_path: Path) -> None:
                                  "--set", f"data.cache_dir={cache}", "--set", "backend.type=cpu"], env=WIDE)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "study" / "ablation.json").read_text())
-    assert [v["variant"] for v in summary["variants"]] == ["base", "conv"]
+    assert [v["variant"] for v in summary["variants"]] == ["base", "siglip"]
     params = [v["parameters"] for v in summary["variants"]]
     assert params[0] != params[1]  # the vision encoder really was swapped
     for v in summary["variants"]:
