@@ -153,3 +153,9 @@ def test_override_with_bad_value_names_the_override(tmp_path: Path) -> None:
 def test_unknown_recipe_name_suggests(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="neither an existing file nor a known recipe"):
         load_recipe("definitely_not_a_recipe_xyz")
+
+
+def test_override_after_type_swap_sees_the_new_configs_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "base.yaml", BASE_RECIPE)
+    r = load_recipe(path, ["model.vision.type=fake_vision2", "model.vision.channels=9"])
+    assert type(r.model.vision).__name__ == "FakeVision2Config" and r.model.vision.channels == 9

@@ -263,6 +263,10 @@ def load_recipe(path_or_name: str | Path, overrides: list[str] | tuple[str, ...]
         for text in overrides:
             apply_override(data, text)
             override_paths[text.partition("=")[0].strip()] = text
+            try:  # e.g. after `backend.type=cpu`, later overrides may address the cpu Config's defaults
+                data = Recipe.model_validate(data).model_dump(mode="python")
+            except ValidationError:
+                pass
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
