@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from vlakit.interfaces.vision import VisionEncoder
 
 
 def resize_with_pad(images: Tensor, *, height: int, width: int) -> Tensor:
@@ -29,3 +31,30 @@ def resize_with_pad(images: Tensor, *, height: int, width: int) -> Tensor:
     out = torch.full((x.shape[0], 3, height, width), -1.0, dtype=x.dtype, device=x.device)
     out[:, :, top:top + new_h, left:left + new_w] = x.clamp(-1.0, 1.0)
     return out
+
+
+class SquareGridEncoder(VisionEncoder):
+    """Shared base of the built-in encoders: a square ``image_size`` input, one token per grid cell
+    with a learned ``pos_embed`` ``[1, N, C]``, and a linear ``projector`` to the backbone width."""
+
+    image_size: int
+    pos_embed: nn.Parameter
+    projector: nn.Linear
+    display_name = "vision encoder"
+
+    @property
+    def num_tokens(self) -> int:
+        return self.pos_embed.shape[1]
+
+    @property
+    def out_width(self) -> int:
+        return self.projector.out_features
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        return resize_with_pad(images, height=self.image_size, width=self.image_size)
+
+    def check_pixels(self, pixels: Tensor) -> None:
+        """Raise unless ``pixels`` is ``[B, 3, image_size, image_size]`` (what :meth:`preprocess` returns)."""
+        if pixels.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"{self.display_name} expects [B, 3, {self.image_size}, {self.image_size}] pixels "
+                             f"(use preprocess), got {tuple(pixels.shape)}")

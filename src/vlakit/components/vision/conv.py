@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from vlakit.components.vision._image import resize_with_pad
+from vlakit.components.vision._image import SquareGridEncoder
 from vlakit.config import ComponentConfig
-from vlakit.interfaces.vision import VisionEncoder
 from vlakit.registry import VISION_ENCODERS
 
 
@@ -44,9 +43,10 @@ class ConvConfig(ComponentConfig):
 
 
 @VISION_ENCODERS.register
-class ConvEncoder(VisionEncoder):
+class ConvEncoder(SquareGridEncoder):
     """Strided convolutions -> grid tokens -> linear projector. Built by :class:`ConvConfig`."""
 
+    display_name = "conv encoder"
     Config = ConvConfig
 
     def __init__(self, *, image_size: int, convs: list[nn.Conv2d], num_tokens: int, projector: nn.Linear) -> None:
@@ -56,21 +56,8 @@ class ConvEncoder(VisionEncoder):
         self.pos_embed = nn.Parameter(torch.randn(1, num_tokens, convs[-1].out_channels) * 0.02)
         self.projector = projector
 
-    @property
-    def num_tokens(self) -> int:
-        return self.pos_embed.shape[1]
-
-    @property
-    def out_width(self) -> int:
-        return self.projector.out_features
-
-    def preprocess(self, images: Tensor) -> Tensor:
-        return resize_with_pad(images, height=self.image_size, width=self.image_size)
-
     def forward(self, pixels: Tensor) -> Tensor:
-        if pixels.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"conv encoder expects [B, 3, {self.image_size}, {self.image_size}] pixels (use "
-                             f"preprocess), got {tuple(pixels.shape)}")
+        self.check_pixels(pixels)
         x = pixels.to(self.convs[0].weight.dtype)
         for conv in self.convs:
             x = F.gelu(conv(x))

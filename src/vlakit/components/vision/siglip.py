@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlakit.components.vision._image import resize_with_pad
+from vlakit.components.vision._image import SquareGridEncoder
 from vlakit.config import ComponentConfig
-from vlakit.interfaces.vision import VisionEncoder
 from vlakit.registry import VISION_ENCODERS
 
 #: variant -> (image_size, patch, width, depth, mlp_dim, num_heads)
@@ -72,9 +71,10 @@ class SiglipBlock(nn.Module):
 
 
 @VISION_ENCODERS.register
-class SiglipEncoder(VisionEncoder):
+class SiglipEncoder(SquareGridEncoder):
     """Patchify, add learned positions, run the blocks, final LayerNorm, project. Built by the Config."""
 
+    display_name = "SigLIP"
     Config = SiglipConfig
 
     @classmethod
@@ -95,21 +95,8 @@ class SiglipEncoder(VisionEncoder):
         self.encoder_norm = nn.LayerNorm(width, eps=1e-6)
         self.projector = projector
 
-    @property
-    def num_tokens(self) -> int:
-        return self.pos_embed.shape[1]
-
-    @property
-    def out_width(self) -> int:
-        return self.projector.out_features
-
-    def preprocess(self, images: Tensor) -> Tensor:
-        return resize_with_pad(images, height=self.image_size, width=self.image_size)
-
     def forward(self, pixels: Tensor) -> Tensor:
-        if pixels.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"SigLIP expects [B, 3, {self.image_size}, {self.image_size}] pixels (use "
-                             f"preprocess), got {tuple(pixels.shape)}")
+        self.check_pixels(pixels)
         x = self.patch_embed(pixels.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
         x = x + self.pos_embed
         for block in self.blocks:
