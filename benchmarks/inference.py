@@ -32,7 +32,8 @@ OVERRIDES = [
     "model.vision={type: siglip, variant: tiny_patch14_224}",
     "model.horizon=50", "model.max_action_dim=32", "model.max_token_len=200",
 ]
-WORDS = ["pick", "up", "the", "red", "block", "and", "put", "it", "in", "the", "blue", "bowl", "next", "to", "the", "green", "block"]
+WORDS = ["pick", "up", "the", "red", "block", "and", "put", "it", "in", "the", "blue", "bowl", "next", "to", "the",
+         "green", "block"]
 
 
 def long_prompt(policy, *, target: int = 200, state_dims: int = 14) -> str:

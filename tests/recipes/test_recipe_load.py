@@ -24,7 +24,9 @@ def test_valid_recipe_builds_typed_component_configs(tmp_path: Path) -> None:
     assert type(r.model.vision).__name__ == "FakeVisionConfig"
     assert r.model.vision.variant == "small"
     assert r.model.heads["flow_matching"].steps == 10
-    with pytest.raises(Exception):  # frozen
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):  # frozen
         r.model.vision.width = 3  # type: ignore[misc]
 
 

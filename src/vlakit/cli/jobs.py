@@ -61,7 +61,8 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
         env_spec = ENVS.config_class("tabletop")()
     horizon = recipe.model.horizon if recipe is not None else 10
     camera_map = dict(spec.camera_map) if spec else None
-    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded, camera_map=camera_map), ActorChoice.expert: ExpertActor,
+    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded, camera_map=camera_map),
+                  ActorChoice.expert: ExpertActor,
                   ActorChoice.random: lambda: RandomActor(horizon=horizon, seed=0)}[actor]
     return evaluate(make_actor=make_actor, env_spec=env_spec,
                     splits=splits or (spec.splits if spec else ["train", "unseen"]),

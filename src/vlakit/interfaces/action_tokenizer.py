@@ -82,7 +82,7 @@ class ActionTokenizer(ABC):
         ``ok=False``, NaN actions and a message naming the problem.
         """
 
-    def fit(self, chunks: np.ndarray, **kwargs: Any) -> None:  # noqa: B027 - optional
+    def fit(self, chunks: np.ndarray, **kwargs: Any) -> None:
         """Fit data-dependent parts (e.g. BPE merges) on float ``[N, H, A]`` chunks. Default: no-op."""
 
     @property

@@ -1,8 +1,9 @@
 """State encoder interface: the robot state enters as prompt text or as expert tokens.
 
 Build context: ``Config.build(*, expert_width, state_dim)`` -- the width of the action expert (None
-when the recipe has no expert stream) and the padded state width ``S``. Configs declare ``emits_tokens: ClassVar[bool]``; an encoder that
-emits tokens needs an action expert (checked by the builder).
+when the recipe has no expert stream) and the padded state width ``S``. Configs declare
+``emits_tokens: ClassVar[bool]``; an encoder that emits tokens needs an action expert (checked by
+the builder).
 """
 
 from __future__ import annotations

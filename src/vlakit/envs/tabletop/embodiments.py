@@ -101,7 +101,8 @@ class FreeGripper(Embodiment):
 
 
 class PlanarArm(Embodiment):
-    """A three-joint planar arm mounted below the near table edge (drawn in the overhead view), driven by joint velocity."""
+    """A three-joint planar arm mounted below the near table edge (drawn in the overhead view), driven by
+    joint velocity."""
 
     name = "arm"
     state_names = ("q1", "q2", "q3", "x", "y", "aperture", "holding")
