@@ -116,7 +116,8 @@ class LeRobotSource(LeRobotBackedSource):
 
         from vlakit.data.generate import generate_tabletop_dataset
 
-        root = Path(tempfile.mkdtemp(prefix="vlakit-conformance-")) / "tabletop"
+        # one shared folder: generation is a no-op when the same dataset is already complete there
+        root = Path(tempfile.gettempdir()) / "vlakit-conformance" / "tabletop-reach-2"
         generate_tabletop_dataset(root, episodes=2, families=("reach",), progress=False)
         return LeRobotSourceConfig(path=str(root))
 
