@@ -16,6 +16,7 @@ reason, and is then unavailable -- every other command keeps working.
 from __future__ import annotations
 
 import os
+import sys
 import types
 import warnings
 from dataclasses import dataclass
@@ -51,16 +52,25 @@ def autoload_disabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+_scanned: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+
+
 def _entry_points(group: str) -> list[Any]:
+    """Entry points of ``group``; the sys.path scan is cached per (group, sys.path)."""
     if autoload_disabled():
         return []
     import entrypoints
 
+    key = (group, tuple(sys.path))
+    if key in _scanned:
+        return _scanned[key]
     try:
-        return list(entrypoints.get_group_all(group))
+        found = list(entrypoints.get_group_all(group))
     except Exception as exc:  # a broken dist-info must not break vlakit
         warnings.warn(f"could not read entry points of group {group!r}: {exc}", PluginWarning, stacklevel=2)
         return []
+    _scanned[key] = found
+    return found
 
 
 def _find(group: str, name: str) -> Any:
@@ -161,6 +171,7 @@ def _as_folder(obj: Any) -> Path:
 
 
 def reset_cache() -> None:
-    """Forget load failures and successes (tests install and remove fake plugins)."""
+    """Forget scanned entry points and load failures/successes (tests install and remove fake plugins)."""
+    _scanned.clear()
     _failures.clear()
     _loaded.clear()

@@ -126,3 +126,19 @@ def test_disable_autoload_env_var() -> None:
 def test_unknown_plugin_key_is_a_registry_error() -> None:
     with pytest.raises(RegistryError, match="Did you mean 'example_mulaw'"):
         ACTION_TOKENIZERS.get("example_mulow")
+
+
+def test_entry_point_scan_is_cached_until_sys_path_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugins.reset_cache()
+    calls = []
+    import entrypoints
+
+    real = entrypoints.get_group_all
+    monkeypatch.setattr(entrypoints, "get_group_all", lambda group, *a, **k: calls.append(group) or real(group))
+    for _ in range(3):
+        plugins.available("vlakit.envs")
+    assert calls == ["vlakit.envs"]
+    monkeypatch.syspath_prepend(str(tmp_path))  # a new place to look: scanned again
+    plugins.available("vlakit.envs")
+    assert calls == ["vlakit.envs", "vlakit.envs"]
+    plugins.reset_cache()
