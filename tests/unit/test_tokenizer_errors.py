@@ -89,7 +89,8 @@ def test_fast_out_of_range_coefficients_error_or_clip(fast):
     x = smooth_chunks(4, seed=8)
     x[3] += 3.0  # a DC offset far outside the fitted range
     lo, hi = fast.coefficient_range
-    pattern = rf"1 of 4 action chunks .* outside this tokenizer's range \[{lo}, {hi}\]" r" .*first: chunk 3, frequency 0"
+    pattern = (rf"1 of 4 action chunks .* outside this tokenizer's range \[{lo}, {hi}\]"
+               r" .*first: chunk 3, frequency 0")
     with pytest.raises(ActionTokenizerError, match=pattern):
         fast.encode(x)
     clipping = FastConfig(horizon=H, action_dim=A, out_of_range="clip").build()
