@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -20,28 +21,43 @@ D = 4
 
 def write_dataset(root: Path, episodes: list[np.ndarray], *, files: int = 2, shuffle: bool = True,
                   stats: dict | None = None) -> Path:
-    """A minimal LeRobot v3 dataset: info.json, stats.json and `files` data parquet files."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """A minimal LeRobot v3 dataset (vlakit's writer helpers): info/stats/tasks/episodes metadata and
+    `files` data parquet files, rows shuffled across files when `shuffle` (the reader orders by
+    `index`)."""
+    from vlakit.data.lerobot_format import (
+        DEFAULT_FEATURES,
+        EPISODES_PATH,
+        TASKS_PATH,
+        arrow_column,
+        feature_stats,
+        jsonable,
+        write_table,
+        write_tasks,
+    )
 
     (root / "meta").mkdir(parents=True)
     x = np.concatenate(episodes)
+    features = {"action": {"dtype": "float32", "shape": [D], "names": None}, **DEFAULT_FEATURES}
     info = {"codebase_version": "v3.0", "fps": 10, "total_episodes": len(episodes), "total_frames": len(x),
-            "features": {"action": {"dtype": "float32", "shape": [D], "names": None},
-                         "episode_index": {"dtype": "int64", "shape": [1], "names": None}}}
+            "features": features}
     (root / "meta" / "info.json").write_text(json.dumps(info))
-    q01, q99 = np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0)
-    stats = stats if stats is not None else {"action": {"q01": q01.tolist(), "q99": q99.tolist()}}
+    stats = stats if stats is not None else jsonable({"action": feature_stats(x)})
     (root / "meta" / "stats.json").write_text(json.dumps(stats))
-    ep = np.concatenate([np.full(len(e), i) for i, e in enumerate(episodes)])
-    frame = np.concatenate([np.arange(len(e)) for e in episodes])
+    write_tasks(root / TASKS_PATH, ["move"])
+    lengths = [len(e) for e in episodes]
+    write_table(root / EPISODES_PATH.format(chunk_index=0, file_index=0),
+                {"episode_index": pa.array(np.arange(len(episodes))), "length": pa.array(lengths),
+                 "tasks": pa.array([["move"]] * len(episodes))}, {})
+    columns = {"action": x.astype(np.float32),
+               "episode_index": np.concatenate([np.full(n, i) for i, n in enumerate(lengths)]),
+               "frame_index": np.concatenate([np.arange(n) for n in lengths]),
+               "index": np.arange(len(x)), "task_index": np.zeros(len(x), np.int64),
+               "timestamp": np.concatenate([np.arange(n) / 10 for n in lengths]).astype(np.float32)}
     order = np.random.default_rng(0).permutation(len(x)) if shuffle else np.arange(len(x))
     for k, part in enumerate(np.array_split(order, files)):
-        values = pa.array(x[part].astype(np.float32).ravel())
-        table = pa.table({"action": pa.FixedSizeListArray.from_arrays(values, D),
-                          "episode_index": pa.array(ep[part]), "frame_index": pa.array(frame[part])})
-        (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, root / "data" / "chunk-000" / f"file-{k:03d}.parquet")
+        write_table(root / "data" / "chunk-000" / f"file-{k:03d}.parquet",
+                    {name: arrow_column(features[name], values[part]) for name, values in columns.items()},
+                    features)
     return root
 
 
@@ -57,8 +73,10 @@ def test_chunks_are_normalised_and_clamped_at_episode_end(tmp_path, episodes):
     got = load_action_chunks(root, horizon=8)
     x = np.concatenate(episodes).astype(np.float64)
     q01, q99 = np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0)
-    norm = [((e - q01) / (q99 - q01 + 1e-6) * 2 - 1) for e in episodes]
+    # the training pipeline's quantile normalisation: exact q01/q99 of the column, clipped to [-1, 1]
+    norm = [np.clip((e - q01) / (q99 - q01) * 2 - 1, -1, 1) for e in episodes]
     assert got.chunks.shape == (len(x), 8, D) and got.num_episodes == len(episodes)
+    assert got.num_frames == len(x) and got.clipped == int((np.abs((x - q01) / (q99 - q01) * 2 - 1) > 1).sum()) > 0
     np.testing.assert_allclose(got.chunks[0], norm[0][:8], atol=1e-5)
     last = got.chunks[len(episodes[0]) - 3]  # starts 3 frames before the end of episode 0
     np.testing.assert_allclose(last[:3], norm[0][-3:], atol=1e-5)
@@ -73,10 +91,24 @@ def test_stride_and_max_chunks(tmp_path, episodes):
     assert len(load_action_chunks(root, horizon=5, max_chunks=17).chunks) == 17
 
 
-def test_missing_quantiles_and_columns_are_named(tmp_path, episodes):
-    root = write_dataset(tmp_path / "a", episodes, stats={"action": {"mean": [0] * D}})
-    with pytest.raises(ActionTokenizerError, match=r"stats.json: no q01/q99 for 'action'"):
-        load_action_chunks(root, horizon=5)
+def test_stats_come_from_the_data_like_training(tmp_path, episodes):
+    from vlakit.data.normalize import FeatureStats, normalize
+
+    full = load_action_chunks(write_dataset(tmp_path / "a", episodes), horizon=5)
+    # meta/stats.json is not used: without quantiles (or wrong ones) the chunks are the same
+    bare = load_action_chunks(write_dataset(tmp_path / "b", episodes, stats={"action": {"mean": [0] * D}}),
+                              horizon=5)
+    np.testing.assert_array_equal(full.chunks, bare.chunks)
+    x = np.concatenate(episodes)
+    expected, _ = normalize(x, FeatureStats.from_array(x, where="test"), "quantile")
+    np.testing.assert_array_equal(full.chunks[:, 0], expected)
+
+
+def test_bad_values_and_missing_columns_are_named(tmp_path, episodes):
+    broken = [e.copy() for e in episodes]
+    broken[2][4, 1] = np.nan
+    with pytest.raises(ActionTokenizerError, match=r"column 'action': non-finite value at frame 79, dim 1"):
+        load_action_chunks(write_dataset(tmp_path / "a", broken, stats={}), horizon=5)
     root = write_dataset(tmp_path / "b", episodes)
     with pytest.raises(ActionTokenizerError, match=r"info.json: no feature 'observation.state'"):
         load_action_chunks(root, horizon=5, key="observation.state")

@@ -94,7 +94,7 @@ def test_fast_out_of_range_coefficients_error_or_clip(fast):
     with pytest.raises(ActionTokenizerError, match=pattern):
         fast.encode(x)
     clipping = FastConfig(horizon=H, action_dim=A, out_of_range="clip").build()
-    clipping._bpe, clipping._min_token, clipping._max_token = fast._bpe, lo, hi
+    clipping._attach(fast._bpe, lo, hi)
     q = fast.quantize(x)
     codes = clipping.encode(x)
     assert clipping.clipped_values == int(((q < lo) | (q > hi)).sum()) > 0

@@ -43,6 +43,7 @@ def fit(
     from vlakit.io import atomic_dir
 
     sets = [load_action_chunks(d, horizon=horizon, stride=stride, max_chunks=max_chunks, key=key) for d in data]
+    _print_clipped(sets, key=key)
     dims = {s.name: s.chunks.shape[2] for s in sets}
     if len(set(dims.values())) != 1:
         raise ActionTokenizerError(f"datasets disagree on the {key!r} dim: {dims}; fit one tokenizer per "
@@ -78,11 +79,16 @@ def report(
 
     tokenizer = load_action_tokenizer(folder)
     h = horizon or getattr(getattr(tokenizer, "config", None), "horizon", None) or 50
-    rows = []
-    for d in data:
-        chunks = load_action_chunks(d, horizon=h, stride=stride, max_chunks=max_chunks, key=key)
-        rows.append((chunks.name, evaluate_tokenizer(tokenizer, chunks.chunks)))
-    _print_reports(rows, title=f"{folder}")
+    sets = [load_action_chunks(d, horizon=h, stride=stride, max_chunks=max_chunks, key=key) for d in data]
+    _print_clipped(sets, key=key)
+    _print_reports([(s.name, evaluate_tokenizer(tokenizer, s.chunks)) for s in sets], title=f"{folder}")
+
+
+def _print_clipped(sets: list, *, key: str) -> None:
+    for s in sets:
+        if s.clipped:
+            console.print(f"{s.name}: {s.clipped} {key!r} values outside the dataset's q01..q99 were clipped "
+                          f"to [-1, 1] ({100 * s.clipped / max(s.num_frames * s.chunks.shape[2], 1):.2f} %)")
 
 
 def _print_reports(rows: list[tuple[str, TokenizerReport]], *, title: str) -> None:
@@ -97,4 +103,4 @@ def _print_reports(rows: list[tuple[str, TokenizerReport]], *, title: str) -> No
                       f"{r.mean_tokens:.1f}", str(r.max_tokens), f"{r.compression:.2f}x", str(r.failed),
                       f"{r.max_abs_error:.4f}", f"{r.rmse:.4f}")
     console.print(table)
-    console.print("errors are in normalised action units (q01/q99 -> [-1, 1])")
+    console.print("errors are in normalised action units (q01/q99 -> [-1, 1], clipped, as in training)")

@@ -2,7 +2,9 @@
 
 Symbol ``k`` (a coefficient minus ``min_token``) is the character ``chr(k)``. Whole batches are
 converted with one UTF-32 encode/decode instead of a Python loop per symbol, and BPE runs through
-``encode_batch_fast`` / ``decode_batch`` (Rust, multi-threaded).
+``encode_batch_fast`` / ``decode_batch`` (Rust, multi-threaded). FAST encodes through the batched
+encoder of :mod:`._bpe_encode` instead when it supports the file; :func:`encode_symbols` is then
+the reference it is tested against.
 
 vlakit-trained tokenizers use no normaliser and no pre-tokeniser (merges may span the whole
 chunk) and a ``Fuse`` decoder (tokens are concatenated). Released FAST+ files use a byte-level
@@ -68,14 +70,12 @@ def train(symbols: np.ndarray, *, n_symbols: int, vocab_size: int, min_frequency
 
 
 def load_file(path: Path) -> Any:
-    from tokenizers import Tokenizer
+    """``tokenizer.json`` -> ``tokenizers.Tokenizer``, raising :class:`ActionTokenizerError` (the
+    text tokenizers' loader, shared)."""
+    from vlakit.components.text._base import read_tokenizer_file
 
-    if not path.is_file():
-        raise ActionTokenizerError(f"{path} does not exist (a FAST tokenizer folder needs tokenizer.json)")
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as exc:
-        raise ActionTokenizerError(f"{path} is not a valid `tokenizers` tokenizer.json: {exc}") from None
+    return read_tokenizer_file(path, error=ActionTokenizerError,
+                               what="FAST tokenizer file")
 
 
 def check_round_trip(bpe: Any, *, n_symbols: int, source: str) -> None:

@@ -6,7 +6,10 @@ Encode (batched, no Python work per coefficient):
 2. ``round(coeff * scale)``; flatten low frequency first with the dims interleaved (row-major
    ``[H, A]``, as the released FAST processor does);
 3. subtract ``min_token`` and map each integer ``k`` to the character ``chr(k)``;
-4. BPE-encode the strings with the ``tokenizers`` library (``encode_batch_fast``).
+4. BPE-encode the strings: with vlakit's batched BPE encoder (:mod:`._bpe_encode`, compiled with
+   numba, ids identical to ``tokenizers``) when the tokenizer file is one it reproduces -- those
+   vlakit trains -- else with the ``tokenizers`` library (``encode_batch_fast``), e.g. for the
+   byte-level FAST+ files. :attr:`FastActionTokenizer.bpe_encoder` says which, and why.
 
 Decode is the exact inverse (BPE decode, ``ord``, add ``min_token``, divide by ``scale``,
 DCT-III), so the round-trip error per action dim is bounded by the rounding: the L2 norm over time
@@ -26,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError
 
-from vlakit.components.action_tokenizers import _bpe
+from vlakit.components.action_tokenizers import _bpe, _bpe_encode
 from vlakit.components.action_tokenizers._common import (
     CONFIG_FILE,
     check_chunks,
@@ -45,6 +48,8 @@ TOKENIZER_FILE = "tokenizer.json"
 FAST_PLUS_CONFIG = "processor_config.json"
 # Symbols are chr(k) for k < vocab_size; staying below the UTF-16 surrogates keeps every one valid.
 _MAX_VOCAB = 50_000
+#: chunks per block in :meth:`FastActionTokenizer.encode`
+_ENCODE_BLOCK = 1024
 
 
 class FastConfig(ComponentConfig):
@@ -80,6 +85,9 @@ class FastActionTokenizer(ActionTokenizer):
     def __init__(self, *, config: FastConfig) -> None:
         self.config = config
         self._bpe: Any = None  # tokenizers.Tokenizer once fitted/loaded
+        self._batched: _bpe_encode.BatchedBPE | None = None  # its batched encoder, when supported
+        #: which BPE encoder ``encode`` uses: "batched" or "tokenizers (<why not batched>)"
+        self.bpe_encoder = "none (not fitted)"
         self._min_token: int | None = None
         self._max_token: int | None = None
         #: coefficients clamped by ``out_of_range="clip"`` since construction (counted, never silent)
@@ -116,13 +124,24 @@ class FastActionTokenizer(ActionTokenizer):
     # -- encode -----------------------------------------------------------------------------
     def quantize(self, actions: np.ndarray) -> np.ndarray:
         """float ``[B, H, A]`` (or ``[H, A]``) -> int64 ``[B, H, A]`` rounded scaled DCT coefficients."""
-        x = check_chunks(actions, horizon=self.config.horizon, action_dim=self.config.action_dim)
+        return self._quantize(check_chunks(actions, horizon=self.config.horizon, action_dim=self.config.action_dim))
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
         return np.rint(dct_time(x) * self.config.scale).astype(np.int64)
 
     def encode(self, actions: np.ndarray) -> list[list[int]]:
         """float ``[B, H, A]`` (or ``[H, A]``) normalised actions -> B lists of BPE ids."""
         self._require_fitted("encode")
-        return self.encode_coefficients(self.quantize(actions))
+        x = check_chunks(actions, horizon=self.config.horizon, action_dim=self.config.action_dim)
+        codes: list[list[int]] = []
+        # Blocks of chunks keep the DCT and rounding temporaries in cache (about 1.3x faster).
+        for start in range(0, len(x), _ENCODE_BLOCK):
+            q = self._quantize(x[start:start + _ENCODE_BLOCK])
+            if self.config.out_of_range == "error" and q.size and not (q.min() >= self._min_token
+                                                                       and q.max() <= self._max_token):
+                return self.encode_coefficients(self._quantize(x))  # raises, counting the whole batch
+            codes += self.encode_coefficients(q)
+        return codes
 
     def encode_coefficients(self, coeffs: np.ndarray) -> list[list[int]]:
         """int ``[B, H, A]`` scaled coefficients -> B lists of BPE ids (range-checked)."""
@@ -131,16 +150,18 @@ class FastActionTokenizer(ActionTokenizer):
         if coeffs.ndim != 3 or not np.issubdtype(coeffs.dtype, np.integer):
             raise ActionTokenizerError(f"coefficients must be an integer array [B, H, A]; got "
                                        f"{coeffs.dtype} {tuple(coeffs.shape)}")
-        flat = coeffs.reshape(len(coeffs), -1)
         lo, hi = self.coefficient_range
-        outside = (flat < lo) | (flat > hi)
-        if outside.any():
+        if coeffs.size and (coeffs.min() < lo or coeffs.max() > hi):
+            outside = (coeffs < lo) | (coeffs > hi)
             if self.config.out_of_range == "clip":
                 self.clipped_values += int(np.count_nonzero(outside))
-                flat = np.clip(flat, lo, hi)
+                coeffs = np.clip(coeffs, lo, hi)
             else:
-                raise _range_error(coeffs, outside, lo=lo, hi=hi, scale=self.config.scale)
-        return _bpe.encode_symbols(self._bpe, flat - lo)
+                raise _range_error(coeffs, outside.reshape(len(coeffs), -1), lo=lo, hi=hi,
+                                   scale=self.config.scale)
+        if self._batched is not None:  # reads [B, H, A] in any layout: no copy of quantize's output
+            return self._batched.encode_lists(coeffs, offset=lo)
+        return _bpe.encode_symbols(self._bpe, coeffs.reshape(len(coeffs), -1) - lo)
 
     # -- decode -----------------------------------------------------------------------------
     def decode(self, codes: list[list[int]], *, horizon: int, action_dim: int) -> DecodeResult:
@@ -218,7 +239,18 @@ class FastActionTokenizer(ActionTokenizer):
         bpe = _bpe.train(coeffs - lo, n_symbols=n_symbols, vocab_size=config.vocab_size,
                          min_frequency=min_frequency)
         _bpe.check_round_trip(bpe, n_symbols=n_symbols, source="the freshly trained BPE")
-        self.config, self._bpe, self._min_token, self._max_token = config, bpe, lo, hi
+        self.config = config
+        self._attach(bpe, lo, hi)
+
+    def _attach(self, bpe: Any, lo: int, hi: int) -> None:
+        """Use ``bpe`` for symbols ``0 .. hi - lo``, through the batched encoder if it supports it."""
+        try:
+            self._batched = _bpe_encode.compile_encoder(bpe, n_symbols=hi - lo + 1)
+            self.bpe_encoder = "batched"
+        except _bpe_encode.UnsupportedBPE as exc:
+            self._batched = None
+            self.bpe_encoder = f"tokenizers ({exc})"
+        self._bpe, self._min_token, self._max_token = bpe, lo, hi
 
     # -- save / load ------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -258,7 +290,7 @@ class FastActionTokenizer(ActionTokenizer):
                                        f"than the vocab_size {config.vocab_size} its config declares")
         _bpe.check_round_trip(bpe, n_symbols=hi - lo + 1, source=str(folder / TOKENIZER_FILE))
         tok = cls(config=config)
-        tok._bpe, tok._min_token, tok._max_token = bpe, lo, hi
+        tok._attach(bpe, lo, hi)
         return tok
 
 

@@ -96,15 +96,21 @@ class TokenizersTextTokenizer(TextTokenizer):
         atomic_write_text(folder / CONFIG_FILE, json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
-def read_tokenizer_file(path: Path) -> Any:
-    """Load a ``tokenizer.json`` (a file, or a folder holding one) with a specific error."""
+def read_tokenizer_file(path: Path, *, error: type[Exception] = TextTokenizerError,
+                        what: str = "text tokenizer file") -> Any:
+    """Load a ``tokenizers`` ``tokenizer.json`` (a file, or a folder holding one).
+
+    The one loader of tokenizer files: text tokenizers raise :class:`TextTokenizerError`, the FAST
+    action tokenizer passes ``error=ActionTokenizerError``; ``what`` names the file in the
+    message when it is missing.
+    """
     from tokenizers import Tokenizer
 
     if path.is_dir():
         path = path / TOKENIZER_FILE
     if not path.is_file():
-        raise TextTokenizerError(f"text tokenizer file {path} does not exist")
+        raise error(f"{what} {path} does not exist")
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:
-        raise TextTokenizerError(f"{path} is not a valid `tokenizers` tokenizer.json: {exc}") from None
+        raise error(f"{path} is not a valid `tokenizers` tokenizer.json: {exc}") from None
