@@ -67,20 +67,20 @@ def test_fast_uses_3x_fewer_tokens_than_binning_on_smooth_chunks():
     assert b.mean_tokens / f.mean_tokens >= 3.0
 
 
-@pytest.mark.parametrize(("embodiment", "min_ratio"), [
-    ("arm", 3.0),
-    # The gripper expert switches velocity abruptly (saturated moves, binary grip), and steps
-    # spread over every DCT frequency: measured 2.97x at scale 10 / vocab 1024, so the issue's
-    # 3x bar is missed by a hair here; this guards against regressions below that.
-    ("gripper", 2.8),
-])
-def test_fast_vs_binning_on_tabletop_demonstrations(embodiment, min_ratio):
-    chunks = tabletop_demo_chunks(embodiment=embodiment, episodes=300)
-    train, held_out = chunks[::2], chunks[1::2]
+@pytest.mark.slow  # ~25 s: generates 1,400 expert episodes
+@pytest.mark.parametrize("embodiment", ["arm", "gripper"])
+def test_fast_vs_binning_on_tabletop_demonstrations(embodiment):
+    """Issue 4's bar: >= 3x fewer tokens than binning at H=50 on the world's demonstrations.
+
+    FAST is fitted on 1,200 episodes (as `vlakit tokenizer fit` would on a dataset) and measured on
+    200 other episodes. Measured: arm 3.49x, gripper 3.00x -- the gripper is right at the bar (its
+    expert switches velocity and grip abruptly; fitted on only 300 episodes it gives 2.99x)."""
+    train = tabletop_demo_chunks(embodiment=embodiment, episodes=1200)
+    held_out = tabletop_demo_chunks(embodiment=embodiment, episodes=200, first_seed=5_000_000)
     fast = FastConfig().build()
     fast.fit(train)
     f = evaluate_tokenizer(fast, held_out)
     b = evaluate_tokenizer(BinningConfig().build(), held_out)
-    assert f.failed == 0 and b.mean_tokens == 50 * chunks.shape[2]
+    assert f.failed == 0 and b.mean_tokens == 50 * held_out.shape[2]
     assert f.max_abs_error <= 0.5 * np.sqrt(50) / 10
-    assert b.mean_tokens / f.mean_tokens >= min_ratio
+    assert b.mean_tokens / f.mean_tokens >= 3.0
