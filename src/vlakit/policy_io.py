@@ -156,6 +156,45 @@ def load_policy(folder: str | Path, *, backend: Any = "auto", precision: str | N
                         meta=meta)
 
 
+def init_weights(policy: Any, *, path: str | Path, include: list[str], exclude: list[str] = ()) -> list[str]:
+    """Copy tensors named ``include*`` (and not ``exclude*``) from a policy folder or safetensors file.
+
+    Returns the copied names. Raises :class:`PolicyLoadError` when the file is missing, a selected
+    tensor is absent or has another shape, or nothing is selected.
+    """
+    import torch
+    from safetensors import safe_open
+
+    own = policy.state_dict()
+    names = [n for n in own if n.startswith(tuple(include)) and not n.startswith(tuple(exclude))]
+    if not names:
+        raise PolicyLoadError(f"train.init: no policy tensor starts with {include} (excluding {list(exclude)})")
+    path = Path(path)
+    file = path / "model.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise PolicyLoadError(f"train.init.path: {file} does not exist (expected a policy folder or a "
+                              f".safetensors file)")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            available = set(f.keys())
+            missing = [n for n in names if n not in available]
+            if missing:
+                raise PolicyLoadError(f"{file} lacks {len(missing)} tensor(s) the init selects, e.g. {missing[:5]}")
+            loaded = {n: f.get_tensor(n) for n in names}
+    except PolicyLoadError:
+        raise
+    except Exception as exc:
+        raise PolicyLoadError(f"cannot read {file}: {exc}") from None
+    wrong = [f"{n}: file {tuple(t.shape)} vs policy {tuple(own[n].shape)}" for n, t in loaded.items()
+             if t.shape != own[n].shape]
+    if wrong:
+        raise PolicyLoadError(f"{file}: shapes differ from the policy the recipe builds: {wrong[:5]}")
+    with torch.no_grad():
+        for n, t in loaded.items():
+            own[n].copy_(t.to(own[n].dtype))
+    return names
+
+
 def _load_tokenizer(load: Any, folder: Path) -> Any:
     try:
         return load(folder)

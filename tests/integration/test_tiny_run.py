@@ -136,3 +136,32 @@ def test_other_tabletop_recipes_train_save_load_and_act(name, cache, tmp_path):
     ep = report.episodes[0]
     # an undecodable FAST chunk (likely this early) ends the episode as a counted failure, never as zeros
     assert ep.length == 10 or ep.success or (ep.failure is not None and ep.length % 5 == 0)
+
+
+def test_train_init_starts_from_another_policys_vlm(trained, cache, tmp_path):
+    """train.init: the new run starts from the trained run's vision + language weights (step-0
+    weights equal the source), and a bad path stops the run before anything is written."""
+    from vlakit.recipe.build import build_policy
+
+    seen = {}
+
+    class _Grab(pl.Callback):
+        def on_train_start(self, trainer, module):
+            if not seen:  # the first stage's start: step 0
+                seen.update({k: v.detach().clone() for k, v in module.policy.state_dict().items()})
+
+    recipe = tiny(cache, f"train.init={{path: {trained.policy_dir}, exclude: [language.experts.1.]}}", "train.seed=123")
+    train_recipe(recipe, out_dir=tmp_path / "b", console=QUIET, progress=False, extra_callbacks=[_Grab()])
+    source = load_file(str(trained.policy_dir / "model.safetensors"))
+    fresh = build_policy(recipe)  # what the new run would have started from without init
+    vision = [k for k in seen if k.startswith("vision.")]
+    assert vision and all(torch.equal(seen[k], source[k]) for k in vision)
+    expert = [k for k in seen if k.startswith("language.experts.1.")]
+    assert expert and any(not torch.equal(seen[k], source[k]) for k in expert)
+    assert set(seen) == set(fresh.state_dict())
+    with pytest.raises(PolicyLoadError, match="does not exist"):
+        train_recipe(tiny(cache, f"train.init={{path: {tmp_path / 'nope'}}}"), out_dir=tmp_path / "c", console=QUIET,
+                     progress=False)
+    assert not (tmp_path / "c" / "policy").exists()
+    with pytest.raises(VlakitError, match="is not set; give the section as a whole"):
+        tiny(cache, "train.init.path=x")

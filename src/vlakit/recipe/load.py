@@ -222,6 +222,9 @@ def _bad_path(node: Any, parts: list[str], i: int, text: str) -> None:
         valid = sorted(map(str, node))
         suggestion = closest(parts[i], valid)
         msg = f"no field {parts[i]!r} under {prefix}. Valid: {', '.join(valid)}"
+    elif node is None:
+        valid, suggestion = [], None
+        msg = f"{prefix} is not set; give the section as a whole, e.g. --set '{prefix}={{{parts[i]}: ...}}'"
     else:
         valid, suggestion = [], None
         msg = f"{prefix} is a {type(node).__name__}, it has no field {parts[i]!r}"

@@ -56,8 +56,24 @@ class StageSpec(FrozenModel):
         return v
 
 
+class InitSpec(FrozenModel):
+    """Start training from existing weights (e.g. a pre-trained VLM) instead of a fresh init.
+
+    Every policy tensor whose name starts with one of ``include`` and none of ``exclude`` must be in
+    the file with the same shape, or training refuses to start -- never a silent random init.
+    """
+
+    #: a policy folder (its ``model.safetensors``) or a ``.safetensors`` file; relative paths are
+    #: resolved against the working directory
+    path: str
+    include: list[str] = Field(default_factory=lambda: ["vision.", "language."], min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+
+
 class TrainSpec(FrozenModel):
     stages: list[StageSpec] = Field(min_length=1)
+    #: initial weights for a fresh run (ignored on --resume, where the checkpoint has them)
+    init: InitSpec | None = None
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     ema_decay: float | None = Field(None, ge=0, lt=1)

@@ -164,6 +164,12 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
                                             write=rank0)
     seed_everything(recipe.train.seed)
     policy = build_policy(recipe, device="cpu", action_tokenizer=action_tok)
+    init = recipe.train.init
+    if init is not None and not resume:
+        from vlakit.policy_io import init_weights
+
+        names = init_weights(policy, path=init.path, include=init.include, exclude=init.exclude)
+        console.print(f"[bold]init[/]: {len(names)} tensors from {init.path}")
     n_params = sum(p.numel() for p in policy.parameters())
     console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
                   + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))

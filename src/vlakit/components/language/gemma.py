@@ -37,9 +37,13 @@ VARIANTS: dict[str, tuple[int, int, int, int, int, int]] = {
     "dummy": (64, 4, 128, 8, 1, 16),  # openpi's debug size
     "tiny": (64, 2, 128, 4, 1, 16),
     "tiny_expert": (32, 2, 64, 4, 1, 16),
+    # CPU-trainable sizes for the embedded world: full multi-head attention, because at head_dim 16 a
+    # single shared key/value head is too narrow to retrieve image content
+    "small": (128, 4, 512, 4, 4, 32),
+    "small_expert": (64, 4, 256, 4, 4, 32),
 }
 
-GemmaVariant = Literal["gemma_2b", "gemma_300m", "dummy", "tiny", "tiny_expert"]
+GemmaVariant = Literal["gemma_2b", "gemma_300m", "dummy", "tiny", "tiny_expert", "small", "small_expert"]
 
 
 def variant_geometry(variant: str) -> ExpertGeometry:
