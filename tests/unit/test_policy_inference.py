@@ -89,3 +89,25 @@ def test_missing_camera_and_overlong_prompt_are_reported():
     obs.prompt = ["pick up the red block " * 20]
     with pytest.raises(PolicyInputError, match="max_token_len=64"):
         policy.sample_actions(obs)
+
+
+def test_exact_length_fast_decoding_always_yields_a_decodable_chunk():
+    """With exact_length (the default) every decoded sequence holds horizon x action_dim DCT
+    coefficients, so even an untrained model's chunk decodes; cached and uncached still agree."""
+    spec = tiny_policy("pi05_tiny").spec
+    n_values = spec.horizon * spec.max_action_dim
+    policy = tiny_policy("pi05_tiny", "model.inference.actions_from=fast_autoregressive",
+                         f"model.heads.fast_autoregressive.max_tokens={n_values}")
+    head = policy.heads["fast_autoregressive"]
+    lengths = head.token_lengths()
+    assert lengths is not None and lengths[:head.first_action_id].sum() == 0
+    obs = observation(policy.spec, 3)
+    cached = policy.sample_actions(obs)
+    reference = policy.sample_actions_uncached(obs)
+    assert cached.valid.all(), cached.errors
+    assert torch.isfinite(cached.actions).all()
+    assert torch.allclose(cached.actions, reference.actions)
+    unconstrained = tiny_policy("pi05_tiny", "model.inference.actions_from=fast_autoregressive",
+                                f"model.heads.fast_autoregressive.max_tokens={n_values}",
+                                "model.heads.fast_autoregressive.exact_length=false")
+    assert not unconstrained.sample_actions(obs).valid.all()  # unconstrained, the untrained model fails

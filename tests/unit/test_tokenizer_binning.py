@@ -84,3 +84,18 @@ def test_fast_vs_binning_on_tabletop_demonstrations(embodiment):
     assert f.failed == 0 and b.mean_tokens == 50 * held_out.shape[2]
     assert f.max_abs_error <= 0.5 * np.sqrt(50) / 10
     assert b.mean_tokens / f.mean_tokens >= 3.0
+
+
+def test_code_lengths_add_up_to_the_chunk_size():
+    """code_lengths() tells decoders how many values each code yields: the lengths of any encoded
+    chunk sum to H x A (FAST: DCT coefficients per BPE token; binning: one value per code)."""
+    chunks = smooth_chunks(300, seed=3)
+    fast = FastConfig().build()
+    fast.fit(chunks)
+    binning = BinningConfig().build()
+    for tok in (fast, binning):
+        lengths = tok.code_lengths()
+        assert lengths.shape == (tok.vocab_size,)
+        for codes in tok.encode(chunks[:50]):
+            assert int(lengths[codes].sum()) == chunks.shape[1] * chunks.shape[2]
+    assert fast.code_lengths().max() > 1  # merged tokens cover several coefficients

@@ -82,6 +82,12 @@ class ActionTokenizer(ABC):
         ``ok=False``, NaN actions and a message naming the problem.
         """
 
+    def code_lengths(self) -> np.ndarray | None:
+        """int ``[vocab_size]``: how many values (chunk entries) each code decodes to, or None when
+        that is not fixed per code. Decoders use it to emit exactly ``horizon * action_dim`` values;
+        a code that can never be emitted has length 0. Default: None (unknown)."""
+        return None
+
     def fit(self, chunks: np.ndarray, **kwargs: Any) -> None:
         """Fit data-dependent parts (e.g. BPE merges) on float ``[N, H, A]`` chunks. Default: no-op."""
 

@@ -39,6 +39,9 @@ class FastAutoregressiveConfig(ComponentConfig):
     type: Literal["fast_autoregressive"] = "fast_autoregressive"
     reserved_tail: int = Field(0, ge=0)
     max_tokens: int = Field(256, ge=1)
+    #: decode exactly horizon x action_dim values when the tokenizer knows each code's length
+    #: (FAST: DCT coefficients per BPE token), so a chunk can only fail by running out of tokens
+    exact_length: bool = True
 
     def expert_request(self, owner: str) -> None:
         return None
@@ -69,7 +72,8 @@ class FastAutoregressiveConfig(ComponentConfig):
                                          action_vocab_size=context.action_tokenizer.vocab_size)
         return FastAutoregressiveHead(action_tokenizer=context.action_tokenizer, vocab_size=context.vocab_size,
                                       first_action_id=low, last_action_id=high, horizon=context.horizon,
-                                      action_dim=context.action_dim, max_tokens=self.max_tokens)
+                                      action_dim=context.action_dim, max_tokens=self.max_tokens,
+                                      exact_length=self.exact_length)
 
 
 @ACTION_HEADS.register
@@ -79,12 +83,13 @@ class FastAutoregressiveHead(ActionHead):
     Config = FastAutoregressiveConfig
 
     def __init__(self, *, action_tokenizer: Any, vocab_size: int, first_action_id: int, last_action_id: int,
-                 horizon: int, action_dim: int, max_tokens: int = 256) -> None:
+                 horizon: int, action_dim: int, max_tokens: int = 256, exact_length: bool = True) -> None:
         super().__init__()
         self.action_tokenizer = action_tokenizer
         self.vocab_size = vocab_size
         self.first_action_id, self.last_action_id = first_action_id, last_action_id
         self.horizon, self.action_dim, self.max_tokens = horizon, action_dim, max_tokens
+        self.exact_length = exact_length
         self.chunks_skipped_too_long = 0
 
     def codes_to_ids(self, codes: list[int]) -> list[int]:
@@ -140,10 +145,12 @@ class FastAutoregressiveHead(ActionHead):
         device = _device_of(inputs)
         allowed = torch.zeros(self.vocab_size, dtype=torch.bool, device=device)
         allowed[self.first_action_id:self.last_action_id + 1] = True
+        lengths = self.token_lengths() if self.exact_length else None
         decoded = greedy_decode(runner=inputs.runner, context=inputs.context, embed_tokens=inputs.embed_tokens,
                                 logits=inputs.logits, start_token=inputs.start_token, eos_token=inputs.eos_token,
                                 allowed=allowed, max_tokens=self.max_tokens, name="fast", batch_size=b,
-                                hidden_from_other_experts=True)
+                                hidden_from_other_experts=True, token_lengths=lengths,
+                                total_length=None if lengths is None else self.horizon * self.action_dim)
         actions = torch.full((b, self.horizon, self.action_dim), float("nan"), dtype=torch.float32)
         valid = torch.zeros(b, dtype=torch.bool)
         errors: list[str | None] = [None] * b
@@ -161,6 +168,17 @@ class FastAutoregressiveHead(ActionHead):
                 else:
                     errors[i] = result.errors[j] or "action tokens could not be decoded"
         return ActionChunk(actions=actions.to(device), valid=valid.to(device), errors=errors)
+
+    def token_lengths(self) -> Tensor | None:
+        """long ``[vocab_size]``: values each LM id decodes to (0 outside the action range), or None
+        when the action tokenizer cannot say (then decoding is not length-constrained)."""
+        per_code = self.action_tokenizer.code_lengths()
+        if per_code is None:
+            return None
+        out = torch.zeros(self.vocab_size, dtype=torch.long)
+        codes = torch.arange(len(per_code))
+        out[self.last_action_id - codes] = torch.as_tensor(per_code, dtype=torch.long)
+        return out
 
     def stats(self) -> dict[str, int]:
         return {"fast_chunks_skipped_too_long": self.chunks_skipped_too_long}

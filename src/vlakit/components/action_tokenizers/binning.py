@@ -78,6 +78,10 @@ class BinningActionTokenizer(ActionTokenizer):
         codes = np.floor((np.clip(x, c.low, c.high) - c.low) / self.bin_width).astype(np.int64)
         return np.minimum(codes, c.bins - 1).reshape(len(x), -1)
 
+    def code_lengths(self) -> np.ndarray:
+        """Every bin code is one value."""
+        return np.ones(self.vocab_size, dtype=np.int64)
+
     def decode(self, codes: list[list[int]], *, horizon: int, action_dim: int) -> DecodeResult:
         """B code lists -> float32 ``[B, horizon, action_dim]`` bin centres; bad samples NaN."""
         c = self.config

@@ -163,6 +163,18 @@ class FastActionTokenizer(ActionTokenizer):
             return self._batched.encode_lists(coeffs, offset=lo)
         return _bpe.encode_symbols(self._bpe, coeffs.reshape(len(coeffs), -1) - lo)
 
+    def code_lengths(self) -> np.ndarray | None:
+        """DCT coefficients per BPE id (ids beyond the trained vocabulary: 0), or None for a BPE whose
+        tokens do not map to whole symbols (e.g. a byte-level one, as in the released FAST+)."""
+        self._require_fitted("code_lengths")
+        if self._batched is None:
+            return None
+        n = self.trained_vocab_size
+        _, counts = _bpe.decode_symbols(self._bpe, np.arange(n), np.ones(n, dtype=np.int64), skip={})
+        out = np.zeros(self.vocab_size, dtype=np.int64)
+        out[:n] = counts
+        return out
+
     # -- decode -----------------------------------------------------------------------------
     def decode(self, codes: list[list[int]], *, horizon: int, action_dim: int) -> DecodeResult:
         """B lists of BPE ids -> float32 ``[B, horizon, action_dim]``; bad samples NaN + message."""
