@@ -177,14 +177,12 @@ def init_weights(policy: Any, *, path: str | Path, include: list[str], exclude: 
     try:
         with safe_open(str(file), framework="pt") as f:
             available = set(f.keys())
-            missing = [n for n in names if n not in available]
-            if missing:
-                raise PolicyLoadError(f"{file} lacks {len(missing)} tensor(s) the init selects, e.g. {missing[:5]}")
-            loaded = {n: f.get_tensor(n) for n in names}
-    except PolicyLoadError:
-        raise
+            loaded = {n: f.get_tensor(n) for n in names if n in available}
     except Exception as exc:
         raise PolicyLoadError(f"cannot read {file}: {exc}") from None
+    missing = [n for n in names if n not in loaded]
+    if missing:
+        raise PolicyLoadError(f"{file} lacks {len(missing)} tensor(s) the init selects, e.g. {missing[:5]}")
     wrong = [f"{n}: file {tuple(t.shape)} vs policy {tuple(own[n].shape)}" for n, t in loaded.items()
              if t.shape != own[n].shape]
     if wrong:

@@ -86,6 +86,7 @@ class FastActionTokenizer(ActionTokenizer):
         self.config = config
         self._bpe: Any = None  # tokenizers.Tokenizer once fitted/loaded
         self._batched: _bpe_encode.BatchedBPE | None = None  # its batched encoder, when supported
+        self._code_lengths: np.ndarray | None = None  # cache of code_lengths()
         #: which BPE encoder ``encode`` uses: "batched" or "tokenizers (<why not batched>)"
         self.bpe_encoder = "none (not fitted)"
         self._min_token: int | None = None
@@ -169,11 +170,12 @@ class FastActionTokenizer(ActionTokenizer):
         self._require_fitted("code_lengths")
         if self._batched is None:
             return None
-        n = self.trained_vocab_size
-        _, counts = _bpe.decode_symbols(self._bpe, np.arange(n), np.ones(n, dtype=np.int64), skip={})
-        out = np.zeros(self.vocab_size, dtype=np.int64)
-        out[:n] = counts
-        return out
+        if self._code_lengths is None:  # derived from the BPE once; decoders ask on every call
+            n = self.trained_vocab_size
+            _, counts = _bpe.decode_symbols(self._bpe, np.arange(n), np.ones(n, dtype=np.int64), skip={})
+            self._code_lengths = np.zeros(self.vocab_size, dtype=np.int64)
+            self._code_lengths[:n] = counts
+        return self._code_lengths.copy()
 
     # -- decode -----------------------------------------------------------------------------
     def decode(self, codes: list[list[int]], *, horizon: int, action_dim: int) -> DecodeResult:
@@ -263,6 +265,7 @@ class FastActionTokenizer(ActionTokenizer):
             self._batched = None
             self.bpe_encoder = f"tokenizers ({exc})"
         self._bpe, self._min_token, self._max_token = bpe, lo, hi
+        self._code_lengths = None  # derived from the new BPE on demand
 
     # -- save / load ------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
