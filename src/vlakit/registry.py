@@ -191,6 +191,8 @@ KINDS: dict[str, KindInfo] = {
         _kind("envs", "environment", "vlakit.interfaces.env:Env", "vlakit.envs"),
         _kind("data_sources", "data source", "vlakit.interfaces.data_source:DataSource",
               "vlakit.data.sources"),
+        _kind("vision_tasks", "vision pre-training task", "vlakit.interfaces.vision_task:VisionTask",
+              "vlakit.data.vision_tasks"),
     ]
 }
 
@@ -207,11 +209,12 @@ TEXT_TOKENIZERS: Registry = Registry(KINDS["text_tokenizers"])
 BACKENDS: Registry = Registry(KINDS["backends"])
 ENVS: Registry = Registry(KINDS["envs"])
 DATA_SOURCES: Registry = Registry(KINDS["data_sources"])
+VISION_TASKS: Registry = Registry(KINDS["vision_tasks"])
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in [VISION_ENCODERS, LANGUAGE_BACKBONES, ACTION_TOKENIZERS, ACTION_HEADS, STATE_ENCODERS,
-              TIME_CONDITIONINGS, TEXT_TOKENIZERS, BACKENDS, ENVS, DATA_SOURCES]
+              TIME_CONDITIONINGS, TEXT_TOKENIZERS, BACKENDS, ENVS, DATA_SOURCES, VISION_TASKS]
 }
 
 

@@ -150,7 +150,8 @@ def test_train_init_starts_from_another_policys_vlm(trained, cache, tmp_path):
             if not seen:  # the first stage's start: step 0
                 seen.update({k: v.detach().clone() for k, v in module.policy.state_dict().items()})
 
-    recipe = tiny(cache, f"train.init={{path: {trained.policy_dir}, exclude: [language.experts.1.]}}", "train.seed=123")
+    recipe = tiny(cache, f"train.init={{path: {trained.policy_dir}, exclude: [language.experts.1.]}}", "train.seed=123",
+                  "train.vision_pretrain=null")  # else pre-training would move the vision weights on
     train_recipe(recipe, out_dir=tmp_path / "b", console=QUIET, progress=False, extra_callbacks=[_Grab()])
     source = load_file(str(trained.policy_dir / "model.safetensors"))
     fresh = build_policy(recipe)  # what the new run would have started from without init
@@ -165,3 +166,36 @@ def test_train_init_starts_from_another_policys_vlm(trained, cache, tmp_path):
     assert not (tmp_path / "c" / "policy").exists()
     with pytest.raises(VlakitError, match="is not set; give the section as a whole"):
         tiny(cache, "train.init.path=x")
+
+
+def test_vision_pretrain_runs_before_the_stages_and_is_not_redone_after_a_crash(trained, cache, tmp_path, monkeypatch):
+    """The run's step-0 vision weights are the pre-trained ones saved under assets/, the report reaches
+    the summary and the policy card; a run that crashed after pre-training reuses them."""
+    import shutil
+
+    import vlakit.training.vision_pretrain as vp
+
+    assets = trained.out_dir / "assets"
+    weights = load_file(str(assets / "vision_pretrain.safetensors"))
+    summary = json.loads((trained.out_dir / "train_summary.json").read_text())
+    card = json.loads((trained.policy_dir / "vlakit_policy.json").read_text())
+    assert summary["vision_pretrain"]["task"] == "tabletop_scenes" and "held_out" in summary["vision_pretrain"]
+    assert "vision_pretrain" in json.dumps(card)
+
+    seen = {}
+
+    class _Grab(pl.Callback):
+        def on_train_start(self, trainer, module):
+            if not seen:
+                seen.update({k: v.detach().clone() for k, v in module.policy.vision.state_dict().items()})
+
+    (tmp_path / "assets").mkdir()
+    for name in ("vision_pretrain.safetensors", "vision_pretrain.json"):
+        shutil.copy(assets / name, tmp_path / "assets" / name)
+
+    def _must_not_run(*a, **k):
+        raise AssertionError("pre-training ran again although its result was on disk")
+
+    monkeypatch.setattr(vp, "pretrain_vision", _must_not_run)
+    train_recipe(tiny(cache, "train.seed=5"), out_dir=tmp_path, console=QUIET, progress=False, extra_callbacks=[_Grab()])
+    assert set(seen) == set(weights) and all(torch.equal(seen[k], weights[k]) for k in weights)

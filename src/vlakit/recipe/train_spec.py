@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from vlakit.config import FrozenModel
+from vlakit.recipe.fields import Component
 
 
 class OptimizerSpec(FrozenModel):
@@ -70,10 +71,26 @@ class InitSpec(FrozenModel):
     exclude: list[str] = Field(default_factory=list)
 
 
+class VisionPretrainSpec(FrozenModel):
+    """Dense pre-training of the vision encoder before the first stage: one linear probe per target
+    of ``task`` on the encoder's token features (the stand-in for a pre-trained SigLIP; see
+    :mod:`vlakit.training.vision_pretrain`). Labelled images are generated in memory."""
+
+    task: Component("vision_tasks")  # type: ignore[valid-type]
+    images: int = Field(8000, ge=1, description="training images generated")
+    eval_images: int = Field(500, ge=0, description="held-out images the report is measured on")
+    steps: int = Field(1500, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2.0e-3, gt=0)
+    seed: int = 0
+
+
 class TrainSpec(FrozenModel):
     stages: list[StageSpec] = Field(min_length=1)
     #: initial weights for a fresh run (ignored on --resume, where the checkpoint has them)
     init: InitSpec | None = None
+    #: dense vision pre-training run once before the stages of a fresh run (after ``init``)
+    vision_pretrain: VisionPretrainSpec | None = None
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     ema_decay: float | None = Field(None, ge=0, lt=1)

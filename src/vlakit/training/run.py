@@ -128,6 +128,35 @@ def prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool =
     return norm_stats, tokenizer
 
 
+def _vision_pretrain(policy: Any, spec: Any, *, out_dir: Path, backend: Any, console: Any, progress: bool,
+                     write: bool) -> dict[str, Any]:
+    """Run ``train.vision_pretrain`` on ``policy.vision`` -- or, when an interrupted run already did, load
+    its result from ``assets/`` -- and return the report."""
+    from safetensors.torch import load_file, save
+
+    from vlakit.io import atomic_write_bytes
+    from vlakit.training.vision_pretrain import pretrain_vision
+
+    weights, report_path = out_dir / "assets" / "vision_pretrain.safetensors", out_dir / "assets" / "vision_pretrain.json"
+    if weights.is_file() and report_path.is_file():
+        policy.vision.load_state_dict(load_file(str(weights)))
+        console.print(f"[bold]vision pretrain[/]: loaded {weights}")
+        return json.loads(report_path.read_text(encoding="utf-8"))
+    device = backend.device
+    policy.vision.to(device)
+    report = pretrain_vision(policy.vision, spec, device=device, autocast=backend.autocast(), console=console,
+                             progress=progress)
+    policy.vision.to("cpu")
+    held = report.get("held_out", {})
+    console.print(f"[bold]vision pretrain[/]: {spec.steps} steps in {report['wall_s']:.0f}s; held-out "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in held.items()))
+    if write:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(weights, save({k: v.detach().contiguous() for k, v in policy.vision.state_dict().items()}))
+        atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, console: Any = None,
                  progress: bool = True, extra_callbacks: list[Any] | None = None) -> TrainResult:
     """Train every stage of ``recipe`` into ``out_dir`` and save the policy folder ``out_dir/policy``.
@@ -170,6 +199,10 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
 
         names = init_weights(policy, path=init.path, include=init.include, exclude=init.exclude)
         console.print(f"[bold]init[/]: {len(names)} tensors from {init.path}")
+    vision_report = None
+    if recipe.train.vision_pretrain is not None and not has_checkpoints(out_dir):
+        vision_report = _vision_pretrain(policy, recipe.train.vision_pretrain, out_dir=out_dir, backend=backend,
+                                         console=console, progress=progress and rank0, write=rank0)
     n_params = sum(p.numel() for p in policy.parameters())
     console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
                   + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))
@@ -196,6 +229,8 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
         training = {"steps": result.total_steps, "train_wall_s": round(wall, 1), "backend": backend.describe(),
                     "ema_decay": recipe.train.ema_decay,
                     "final_losses": {k: round(v, 5) for k, v in final.items()}}
+        if vision_report is not None:
+            training["vision_pretrain"] = vision_report
         save_policy(policy, policy_dir, recipe=recipe, norm_stats=norm_stats, training=training)
         write_metrics_csv(records, csv_path)
         plot_loss_curve(records, png_path, title=f"{recipe.name}: training loss")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -49,6 +51,24 @@ class SquareGridEncoder(VisionEncoder):
     @property
     def out_width(self) -> int:
         return self.projector.out_features
+
+    @property
+    def grid_size(self) -> int:
+        """Tokens per side of the square token grid."""
+        return math.isqrt(self.num_tokens)
+
+    @property
+    def feature_width(self) -> int:
+        """Width of :meth:`features` (the projector's input)."""
+        return self.projector.in_features
+
+    def features(self, pixels: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` -> ``[B, N, feature_width]`` token features before the projector, row-major
+        over the grid from the top-left cell (what dense vision pre-training trains)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose token features")
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        return self.projector(self.features(pixels))
 
     def preprocess(self, images: Tensor) -> Tensor:
         return resize_with_pad(images, height=self.image_size, width=self.image_size)

@@ -87,7 +87,7 @@ class ConvEncoder(SquareGridEncoder):
     def convs(self) -> list[nn.Conv2d]:
         return [m for m in self.body if isinstance(m, nn.Conv2d)]
 
-    def forward(self, pixels: Tensor) -> Tensor:
+    def features(self, pixels: Tensor) -> Tensor:
         self.check_pixels(pixels)
         x = pixels.to(self.projector.weight.dtype)
         if self.coord_channels:
@@ -96,4 +96,4 @@ class ConvEncoder(SquareGridEncoder):
             xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
             x = torch.cat([x, xs, ys], dim=1)
         x = self.body(x)
-        return self.projector(self.token_norm(x.flatten(2).transpose(1, 2)) + self.pos_embed)
+        return self.token_norm(x.flatten(2).transpose(1, 2)) + self.pos_embed

@@ -95,10 +95,10 @@ class SiglipEncoder(SquareGridEncoder):
         self.encoder_norm = nn.LayerNorm(width, eps=1e-6)
         self.projector = projector
 
-    def forward(self, pixels: Tensor) -> Tensor:
+    def features(self, pixels: Tensor) -> Tensor:
         self.check_pixels(pixels)
         x = self.patch_embed(pixels.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
         x = x + self.pos_embed
         for block in self.blocks:
             x = block(x)
-        return self.projector(self.encoder_norm(x))
+        return self.encoder_norm(x)

@@ -1,0 +1,103 @@
+"""``tabletop_scenes``: overhead tabletop images labelled per token cell -- the "web images" of the world.
+
+Each cell of the encoder's grid is labelled with the object whose centre lies in it (its colour, its
+shape, and where in the cell the centre is, in [-1, 1]) and with the colour of the zone under the
+cell's centre. An encoder that has learned these tells the backbone *what is where*, which is the
+grounding a PaliGemma-initialised π0.5 gets from SigLIP/web pre-training.
+
+Like web data, the training scenes show **every colour x shape pair** by default (``pairs: all``),
+including the pairs the robot data never shows (they are the world's held-out ``unseen`` pairs);
+robot episodes still only show the ``train`` pairs. ``pairs: train`` restricts the scenes to the
+training pairs (an ablation). The homes (table styles) are always the training ones; the held-out
+evaluation set uses the unseen homes and the unseen pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from vlakit.config import ComponentConfig
+from vlakit.interfaces.vision_task import DenseData, DenseTarget, VisionTask
+from vlakit.registry import VISION_TASKS
+
+
+class TabletopScenesConfig(ComponentConfig):
+    """Overhead tabletop scenes with per-cell object/zone labels."""
+
+    type: Literal["tabletop_scenes"] = "tabletop_scenes"
+    pairs: Literal["all", "train"] = Field("all", description="colour x shape pairs the training scenes show")
+    image_size: int = Field(64, ge=16, le=512)
+    objects_in_zones: float = Field(0.3, ge=0, le=1, description="probability an object starts inside a zone")
+
+    def build(self, **context: Any) -> TabletopScenes:
+        return TabletopScenes(self)
+
+
+@VISION_TASKS.register
+class TabletopScenes(VisionTask):
+    Config = TabletopScenesConfig
+
+    def __init__(self, config: TabletopScenesConfig) -> None:
+        from vlakit.envs.tabletop.scene import COLOUR_NAMES, SHAPES
+
+        self.config = config
+        self.colours, self.shapes = COLOUR_NAMES, SHAPES
+
+    def targets(self) -> list[DenseTarget]:
+        none = 1  # the last class of each categorical target is "nothing here"
+        return [DenseTarget("colour", "class", len(self.colours) + none),
+                DenseTarget("shape", "class", len(self.shapes) + none),
+                DenseTarget("zone", "class", len(self.colours) + none),
+                DenseTarget("offset", "regress", 2)]
+
+    def generate(self, num: int, *, grid: int, seed: int, held_out: bool = False) -> DenseData:
+        from vlakit.envs.tabletop import scene as sc
+        from vlakit.envs.tabletop.embodiments import FreeGripper
+        from vlakit.envs.tabletop.render import OVERHEAD_EXTENT, Renderer
+
+        if grid < 1:
+            raise ValueError(f"grid must be >= 1, got {grid}")
+        split = "unseen" if held_out else "train"
+        pool = sc.combos("unseen") if held_out else (
+            sc.combos("train") + sc.combos("unseen") if self.config.pairs == "all" else sc.combos("train"))
+        rng = np.random.default_rng([seed, 1 + held_out])
+        renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
+        size, cells = self.config.image_size, grid * grid
+        images = np.zeros((num, size, size, 3), np.uint8)
+        colour = np.full((num, cells), len(self.colours), np.int64)
+        shape = np.full((num, cells), len(self.shapes), np.int64)
+        zone = np.full((num, cells), len(self.colours), np.int64)
+        offset = np.full((num, cells, 2), np.nan, np.float32)
+        lo, hi = OVERHEAD_EXTENT
+        # cell centres in world coordinates (row 0 = top of the image = far side of the table, +y)
+        centres = (np.arange(grid) + 0.5) / grid * (hi - lo)
+        cx, cy = np.meshgrid(lo + centres, hi - centres)
+        for i in range(num):
+            n = min(int(rng.integers(2, 5)), len(pool))
+            scene = sc.sample_scene(rng, split=split, num_objects=n, zone_colours=2, with_bin=False,
+                                    objects_in_zones=self.config.objects_in_zones)
+            picks = rng.choice(len(pool), size=n, replace=False)  # re-draw the objects from this pool
+            scene = sc.Scene(style=scene.style, objects=tuple(sc.SceneObject(*pool[int(k)]) for k in picks),
+                             positions=scene.positions, zones=scene.zones)
+            gripper = FreeGripper()
+            gripper.reset(rng)
+            renderer.set_scene(scene)
+            images[i] = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0,
+                                        held=-1, links=None)["overhead"]
+            for z in scene.zones:
+                inside = ((np.abs(cx - z.centre[0]) <= z.half) & (np.abs(cy - z.centre[1]) <= z.half)).ravel()
+                zone[i, inside] = self.colours.index(z.colour)
+            best = np.full(cells, np.inf)
+            for obj, (x, y) in zip(scene.objects, scene.positions):
+                u, v = (x - lo) / (hi - lo) * grid, (hi - y) / (hi - lo) * grid
+                col, row = min(grid - 1, max(0, int(u))), min(grid - 1, max(0, int(v)))
+                k = row * grid + col
+                du, dv = (u - col - 0.5) * 2, (v - row - 0.5) * 2
+                if du * du + dv * dv < best[k]:  # two centres in one cell: label the one nearer its centre
+                    best[k] = du * du + dv * dv
+                    colour[i, k], shape[i, k] = self.colours.index(obj.colour), self.shapes.index(obj.shape)
+                    offset[i, k] = (du, dv)
+        return DenseData(images=images, labels={"colour": colour, "shape": shape, "zone": zone, "offset": offset})

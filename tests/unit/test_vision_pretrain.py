@@ -1,0 +1,110 @@
+"""Dense vision pre-training: the tabletop_scenes labels, the pretrainer, its errors and the recipe field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vlakit.envs.tabletop.render import OVERHEAD_EXTENT
+from vlakit.envs.tabletop.scene import COLOUR_NAMES, COLOURS, SHAPES, combos
+from vlakit.recipe.train_spec import VisionPretrainSpec
+from vlakit.registry import VISION_ENCODERS, VISION_TASKS
+from vlakit.training.vision_pretrain import VisionPretrainError, pretrain_vision
+
+
+def _task(**kw):
+    return VISION_TASKS.config_class("tabletop_scenes")(**kw).build()
+
+
+def _pairs(data):
+    col, shp = data.labels["colour"], data.labels["shape"]
+    real = col < len(COLOUR_NAMES)
+    return {(COLOUR_NAMES[c], SHAPES[s]) for c, s in zip(col[real], shp[real])}
+
+
+@pytest.mark.parametrize("grid", [4, 8])
+def test_labels_sit_on_the_pixels_of_the_labelled_object(grid):
+    """Rebuild each labelled object's centre from (cell, offset) and look at that pixel: its colour
+    must be the labelled colour (up to the home's tint)."""
+    data = _task().generate(40, grid=grid, seed=3)
+    lo, hi = OVERHEAD_EXTENT
+    size = data.images.shape[1]
+    palette = np.array([COLOURS[c] for c in COLOUR_NAMES], np.float64)
+    hits = total = 0
+    for img, col, off in zip(data.images, data.labels["colour"], data.labels["offset"]):
+        for k in np.flatnonzero(col < len(COLOUR_NAMES)):
+            row, c = divmod(int(k), grid)
+            u, v = c + 0.5 + off[k, 0] / 2, row + 0.5 + off[k, 1] / 2
+            px = min(size - 1, int(u / grid * size))
+            py = min(size - 1, int(v / grid * size))
+            nearest = np.argmin(np.abs(palette - img[py, px].astype(np.float64)).sum(1))
+            hits += int(nearest == col[k])
+            total += 1
+    assert total > 60 and hits / total > 0.9, (hits, total)
+    assert not np.isnan(data.labels["offset"][data.labels["colour"] < len(COLOUR_NAMES)]).any()
+    assert np.isnan(data.labels["offset"][data.labels["colour"] == len(COLOUR_NAMES)]).all()
+    assert lo < 0 < 1 < hi  # the overhead camera sees the whole table
+
+
+def test_scene_pairs_training_all_or_train_only_and_held_out_unseen():
+    unseen = set(combos("unseen"))
+    web = _pairs(_task().generate(150, grid=4, seed=0))
+    assert unseen & web and set(combos("train")) & web  # like web data: pairs the robot data lacks
+    assert not unseen & _pairs(_task(pairs="train").generate(150, grid=4, seed=0))
+    assert _pairs(_task().generate(60, grid=4, seed=0, held_out=True)) <= unseen
+    a, b = _task().generate(5, grid=4, seed=7), _task().generate(5, grid=4, seed=7)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels["zone"], b.labels["zone"])
+
+
+def _encoder():
+    return VISION_ENCODERS.config_class("conv")(image_size=64, channels=[8, 16, 16, 16], norm="group",
+                                                coord_channels=True).build(out_width=12)
+
+
+def _spec(**kw):
+    return VisionPretrainSpec.model_validate({"task": {"type": "tabletop_scenes"}, "images": 64,
+                                              "eval_images": 32, "steps": 25, "batch_size": 16, **kw})
+
+
+def test_pretraining_lowers_the_losses_trains_only_the_features_and_reports_held_out_metrics():
+    torch.manual_seed(0)
+    enc = _encoder()
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    report = pretrain_vision(enc, _spec(lr=3e-3), progress=False)
+    after = enc.state_dict()
+    assert set(after) == set(before)  # probes are not attached to the encoder
+    assert not torch.equal(after["body.0.weight"], before["body.0.weight"])
+    assert torch.equal(after["projector.weight"], before["projector.weight"])  # not used by features()
+    assert all(report["final_losses"][k] < report["initial_losses"][k] for k in ("colour", "shape", "offset"))
+    held = report["held_out"]
+    assert {"colour_acc_objects", "colour_acc_all", "shape_acc_all", "zone_acc_all", "offset_rmse"} <= set(held)
+    assert all(0.0 <= held[k] <= 1.0 for k in held if "acc" in k)
+
+
+def test_encoders_without_a_token_grid_and_diverging_runs_are_refused():
+    class Plain(nn.Module):
+        num_tokens = 16
+
+    with pytest.raises(VisionPretrainError, match="square token grid"):
+        pretrain_vision(Plain(), _spec(), progress=False)
+
+    enc = _encoder()
+    original = enc.features
+    enc.features = lambda pixels: original(pixels) * float("nan")
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    with pytest.raises(VisionPretrainError, match="non-finite at step 1"):
+        pretrain_vision(enc, _spec(), progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in enc.state_dict().items())
+
+
+def test_encoder_forward_is_the_projected_features():
+    enc = _encoder()
+    pixels = enc.preprocess(torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8))
+    feats = enc.features(pixels)
+    assert feats.shape == (2, enc.grid_size ** 2, enc.feature_width) and enc.grid_size == 4
+    assert torch.allclose(enc(pixels), enc.projector(feats))
+    sig = VISION_ENCODERS.config_class("siglip")(variant="tiny_patch16_64").build(out_width=12)
+    px = sig.preprocess(torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8))
+    assert sig.grid_size == 4 and torch.allclose(sig(px), sig.projector(sig.features(px)))
