@@ -197,5 +197,6 @@ def test_vision_pretrain_runs_before_the_stages_and_is_not_redone_after_a_crash(
         raise AssertionError("pre-training ran again although its result was on disk")
 
     monkeypatch.setattr(vp, "pretrain_vision", _must_not_run)
-    train_recipe(tiny(cache, "train.seed=5"), out_dir=tmp_path, console=QUIET, progress=False, extra_callbacks=[_Grab()])
+    train_recipe(tiny(cache, "train.seed=5"), out_dir=tmp_path, console=QUIET, progress=False,
+                 extra_callbacks=[_Grab()])
     assert set(seen) == set(weights) and all(torch.equal(seen[k], weights[k]) for k in weights)

@@ -137,7 +137,8 @@ def _vision_pretrain(policy: Any, spec: Any, *, out_dir: Path, backend: Any, con
     from vlakit.io import atomic_write_bytes
     from vlakit.training.vision_pretrain import pretrain_vision
 
-    weights, report_path = out_dir / "assets" / "vision_pretrain.safetensors", out_dir / "assets" / "vision_pretrain.json"
+    weights = out_dir / "assets" / "vision_pretrain.safetensors"
+    report_path = weights.with_suffix(".json")
     if weights.is_file() and report_path.is_file():
         policy.vision.load_state_dict(load_file(str(weights)))
         console.print(f"[bold]vision pretrain[/]: loaded {weights}")

@@ -91,8 +91,9 @@ def _evaluate(encoder: nn.Module, heads: nn.ModuleDict, targets: list[Any], data
     return {k: round(v, 4) for k, v in report.items()}
 
 
-def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu", autocast: AbstractContextManager | None = None,
-                    console: Any = None, progress: bool = True) -> dict[str, Any]:
+def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
+                    autocast: AbstractContextManager | None = None, console: Any = None,
+                    progress: bool = True) -> dict[str, Any]:
     """Train ``encoder`` in place on ``spec.task`` (a :class:`~vlakit.recipe.train_spec.VisionPretrainSpec`).
 
     Returns the report: steps, wall time, final training losses and held-out metrics.
