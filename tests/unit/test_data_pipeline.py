@@ -230,3 +230,19 @@ def test_vqa_samples_are_deterministic_and_consistent():
     again = make_vqa(17, split="train", renderer=Renderer(size=64))
     assert again.question == samples[17].question and again.answer == samples[17].answer
     np.testing.assert_array_equal(again.images["overhead"], samples[17].images["overhead"])
+
+
+def test_web_style_vqa_names_pairs_the_robot_data_never_shows():
+    """``pairs: all`` (the tabletop recipes' VQA) mentions held-out colour-shape pairs; ``split`` never."""
+    from vlakit.data.sources.vqa import TabletopVQAConfig
+    from vlakit.envs.tabletop.scene import combos
+
+    held_out = [f"{c} {s}" for c, s in combos("unseen")]
+
+    def named(pairs):
+        src = TabletopVQAConfig(num_samples=200, pairs=pairs).build()
+        text = [src[i]["prompt"] + " | " + src[i]["target_text"] for i in range(len(src))]
+        return {n for n in held_out if any(n in t for t in text)}
+
+    assert len(named("all")) >= 3
+    assert named("split") == set()

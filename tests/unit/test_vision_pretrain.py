@@ -52,7 +52,7 @@ def test_scene_pairs_training_all_or_train_only_and_held_out_unseen():
     unseen = set(combos("unseen"))
     web = _pairs(_task().generate(150, grid=4, seed=0))
     assert unseen & web and set(combos("train")) & web  # like web data: pairs the robot data lacks
-    assert not unseen & _pairs(_task(pairs="train").generate(150, grid=4, seed=0))
+    assert not unseen & _pairs(_task(pairs="split").generate(150, grid=4, seed=0))
     assert _pairs(_task().generate(60, grid=4, seed=0, held_out=True)) <= unseen
     a, b = _task().generate(5, grid=4, seed=7), _task().generate(5, grid=4, seed=7)
     assert np.array_equal(a.images, b.images) and np.array_equal(a.labels["zone"], b.labels["zone"])

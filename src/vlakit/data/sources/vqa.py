@@ -21,6 +21,9 @@ class TabletopVQAConfig(DataSourceConfig):
     type: Literal["tabletop_vqa"] = "tabletop_vqa"
     num_samples: int = Field(20000, ge=1, description="size of the (virtual) dataset")
     split: Literal["train", "unseen"] = "train"
+    #: ``all``: objects from every colour x shape pair, like web data (the homes stay the split's);
+    #: ``split``: only the split's pairs
+    pairs: Literal["split", "all"] = "split"
     seed: int = 0
     image_size: int = Field(64, ge=16, le=512)
 
@@ -50,6 +53,7 @@ class TabletopVQA(DataSource):
             from vlakit.envs.tabletop.render import Renderer
 
             renderer = self._local.renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
-        s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer)
+        s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer,
+                     pairs=self.config.pairs)
         return {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
                 "target_text": s.answer, "robot_type": None}

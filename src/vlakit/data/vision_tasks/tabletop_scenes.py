@@ -7,7 +7,7 @@ grounding a PaliGemma-initialised π0.5 gets from SigLIP/web pre-training.
 
 Like web data, the training scenes show **every colour x shape pair** by default (``pairs: all``),
 including the pairs the robot data never shows (they are the world's held-out ``unseen`` pairs);
-robot episodes still only show the ``train`` pairs. ``pairs: train`` restricts the scenes to the
+robot episodes still only show the ``train`` pairs. ``pairs: split`` restricts the scenes to the
 training pairs (an ablation). The homes (table styles) are always the training ones; the held-out
 evaluation set uses the unseen homes and the unseen pairs.
 """
@@ -28,7 +28,8 @@ class TabletopScenesConfig(ComponentConfig):
     """Overhead tabletop scenes with per-cell object/zone labels."""
 
     type: Literal["tabletop_scenes"] = "tabletop_scenes"
-    pairs: Literal["all", "train"] = Field("all", description="colour x shape pairs the training scenes show")
+    pairs: Literal["all", "split"] = Field("all", description="colour x shape pairs the training scenes show: "
+                                                                "every one (web-style) or the train split's")
     image_size: int = Field(64, ge=16, le=512)
     objects_in_zones: float = Field(0.3, ge=0, le=1, description="probability an object starts inside a zone")
 
@@ -61,8 +62,7 @@ class TabletopScenes(VisionTask):
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
         split = "unseen" if held_out else "train"
-        pool = sc.combos("unseen") if held_out else (
-            sc.combos("train") + sc.combos("unseen") if self.config.pairs == "all" else sc.combos("train"))
+        pairs = "all" if self.config.pairs == "all" and not held_out else "split"
         rng = np.random.default_rng([seed, 1 + held_out])
         renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
         size, cells = self.config.image_size, grid * grid
@@ -76,12 +76,8 @@ class TabletopScenes(VisionTask):
         centres = (np.arange(grid) + 0.5) / grid * (hi - lo)
         cx, cy = np.meshgrid(lo + centres, hi - centres)
         for i in range(num):
-            n = min(int(rng.integers(2, 5)), len(pool))
-            scene = sc.sample_scene(rng, split=split, num_objects=n, zone_colours=2, with_bin=False,
-                                    objects_in_zones=self.config.objects_in_zones)
-            picks = rng.choice(len(pool), size=n, replace=False)  # re-draw the objects from this pool
-            scene = sc.Scene(style=scene.style, objects=tuple(sc.SceneObject(*pool[int(k)]) for k in picks),
-                             positions=scene.positions, zones=scene.zones)
+            scene = sc.sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2,
+                                    with_bin=False, objects_in_zones=self.config.objects_in_zones, pairs=pairs)
             gripper = FreeGripper()
             gripper.reset(rng)
             renderer.set_scene(scene)

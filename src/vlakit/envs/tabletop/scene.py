@@ -17,6 +17,8 @@ from typing import Literal
 import numpy as np
 
 Split = Literal["train", "unseen"]
+#: which colour x shape pairs a scene's objects come from: its split's, or all of them (web-style data)
+Pairs = Literal["split", "all"]
 SPLITS: tuple[str, ...] = ("train", "unseen")
 
 #: object / zone colours (name -> RGB); chosen to be far apart and far from every table colour
@@ -128,15 +130,16 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator, *, split: Split, num_objects: int, zone_colours: int,
-                 with_bin: bool, objects_in_zones: float = 0.0) -> Scene:
+                 with_bin: bool, objects_in_zones: float = 0.0, pairs: Pairs = "split") -> Scene:
     """Draw a scene: a style of ``split``, ``num_objects`` distinct objects of ``split``'s combos,
     ``zone_colours`` coloured zones and optionally the bin, placed without overlap.
 
     Objects start outside every zone unless ``objects_in_zones`` (a probability per object, used by
-    the VQA generator) puts them inside one.
+    the VQA generator) puts them inside one. ``pairs="all"`` draws the objects from every colour x
+    shape pair instead (web-style data: the homes stay ``split``'s).
     """
     style = styles(split)[int(rng.integers(len(styles(split))))]
-    pool = combos(split)
+    pool = combos(split) if pairs == "split" else [(c, s) for c in COLOUR_NAMES for s in SHAPES]
     picks = rng.choice(len(pool), size=num_objects, replace=False)
     objects = tuple(SceneObject(*pool[int(i)]) for i in picks)
     for _attempt in range(200):

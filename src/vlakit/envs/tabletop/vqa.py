@@ -13,7 +13,7 @@ import numpy as np
 from vlakit.envs.tabletop.embodiments import FreeGripper
 from vlakit.envs.tabletop.language import NUMBER_WORDS, REGIONS, VQA_QUESTIONS
 from vlakit.envs.tabletop.render import Renderer
-from vlakit.envs.tabletop.scene import COLOUR_NAMES, Scene, Split, sample_scene
+from vlakit.envs.tabletop.scene import COLOUR_NAMES, Pairs, Scene, Split, sample_scene
 
 QUESTION_TYPES: tuple[str, ...] = tuple(VQA_QUESTIONS)
 _MIN_SEPARATION = 0.08  #: relative-position questions need objects at least this far apart
@@ -85,11 +85,12 @@ def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator)
     raise ValueError(f"unknown VQA question type {kind!r}")
 
 
-def make_vqa(seed: int, *, split: Split, renderer: Renderer) -> VQASample:
-    """One question about one freshly drawn scene, rendered with ``renderer``."""
+def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "split") -> VQASample:
+    """One question about one freshly drawn scene, rendered with ``renderer`` (``pairs``: see
+    :func:`~vlakit.envs.tabletop.scene.sample_scene`)."""
     rng = np.random.default_rng([int(seed), 4242])
     scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2, with_bin=False,
-                         objects_in_zones=0.3)
+                         objects_in_zones=0.3, pairs=pairs)
     gripper = FreeGripper()
     gripper.reset(rng)
     renderer.set_scene(scene)
