@@ -142,7 +142,7 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
             if not torch.isfinite(loss):
                 encoder.load_state_dict(before)
                 raise VisionPretrainError(f"vision pretraining loss became non-finite at step {step} "
-                                          f"({ {k: float(v) for k, v in losses.items()} }); lower "
+                                          f"({ {k: float(v.detach()) for k, v in losses.items()} }); lower "
                                           f"train.vision_pretrain.lr (now {spec.lr})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
