@@ -259,6 +259,27 @@ def _check_state_encoder(kind: str, key: str, cls: type, cfg: ComponentConfig) -
         raise _fail(kind, key, f"state tokens must be [B, N, expert_width], got {tuple(tokens.shape)}")
 
 
+def _check_vision_task(kind: str, key: str, cls: type, cfg: ComponentConfig) -> None:
+    task = _build(kind, key, cfg)
+    targets = task.targets()
+    if not targets or len({t.name for t in targets}) != len(targets):
+        raise _fail(kind, key, f"targets() must be non-empty with unique names, got {targets!r}")
+    for grid, held_out in ((2, False), (3, True)):
+        data = task.generate(3, grid=grid, seed=0, held_out=held_out)
+        if data.images.dtype != np.uint8 or data.images.ndim != 4 or data.images.shape[0] != 3:
+            raise _fail(kind, key, f"images must be uint8 [3, h, w, 3], got {data.images.dtype} {data.images.shape}")
+        for t in targets:
+            y = data.labels.get(t.name)
+            want = (3, grid * grid) if t.kind == "class" else (3, grid * grid, t.size)
+            if y is None or tuple(y.shape) != want:
+                raise _fail(kind, key, f"labels[{t.name!r}] must be {want}, got {None if y is None else y.shape}")
+            if t.kind == "class" and (y.min() < -1 or y.max() >= t.size):
+                raise _fail(kind, key, f"labels[{t.name!r}] must lie in [-1, {t.size}), got {y.min()}..{y.max()}")
+    again = task.generate(3, grid=3, seed=0, held_out=True)
+    if not np.array_equal(again.images, data.images):
+        raise _fail(kind, key, "generate() is not deterministic in its seed")
+
+
 _CHECKS: dict[str, Callable[[str, str, type, ComponentConfig], None]] = {
     "action_tokenizers": _check_action_tokenizer,
     "envs": _check_env,
@@ -269,6 +290,7 @@ _CHECKS: dict[str, Callable[[str, str, type, ComponentConfig], None]] = {
     "language_backbones": _check_language_backbone,
     "time_conditionings": _check_time_conditioning,
     "state_encoders": _check_state_encoder,
+    "vision_tasks": _check_vision_task,
 }
 
 
