@@ -170,7 +170,8 @@ def test_train_init_starts_from_another_policys_vlm(trained, cache, tmp_path):
 
 def test_vision_pretrain_runs_before_the_stages_and_is_not_redone_after_a_crash(trained, cache, tmp_path, monkeypatch):
     """The run's step-0 vision weights are the pre-trained ones saved under assets/, the report reaches
-    the summary and the policy card; a run that crashed after pre-training reuses them."""
+    the summary and the policy card; a run that crashed after pre-training reuses them, unless the
+    pre-training settings changed."""
     import shutil
 
     import vlakit.training.vision_pretrain as vp
@@ -200,3 +201,10 @@ def test_vision_pretrain_runs_before_the_stages_and_is_not_redone_after_a_crash(
     train_recipe(tiny(cache, "train.seed=5"), out_dir=tmp_path, console=QUIET, progress=False,
                  extra_callbacks=[_Grab()])
     assert set(seen) == set(weights) and all(torch.equal(seen[k], weights[k]) for k in weights)
+    # other pre-training settings: the saved result is not reused
+    (tmp_path / "again").mkdir()
+    shutil.copytree(tmp_path / "assets", tmp_path / "again" / "assets")
+    changed = ("train.vision_pretrain={task: {type: tabletop_scenes}, images: 32, eval_images: 16, steps: 2, "
+               "batch_size: 8}")
+    with pytest.raises(AssertionError, match="pre-training ran again"):
+        train_recipe(tiny(cache, changed), out_dir=tmp_path / "again", console=QUIET, progress=False)

@@ -128,10 +128,10 @@ def prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool =
     return norm_stats, tokenizer
 
 
-def _vision_pretrain(policy: Any, spec: Any, *, out_dir: Path, backend: Any, console: Any, progress: bool,
-                     write: bool) -> dict[str, Any]:
-    """Run ``train.vision_pretrain`` on ``policy.vision`` -- or, when an interrupted run already did, load
-    its result from ``assets/`` -- and return the report."""
+def _vision_pretrain(policy: Any, spec: Any, *, recipe_vision: dict[str, Any], out_dir: Path, backend: Any,
+                     console: Any, progress: bool, write: bool) -> dict[str, Any]:
+    """Run ``train.vision_pretrain`` on ``policy.vision`` -- or, when an interrupted run already did with
+    the same settings and encoder, load its result from ``assets/`` -- and return the report."""
     from safetensors.torch import load_file, save
 
     from vlakit.io import atomic_write_bytes
@@ -139,14 +139,18 @@ def _vision_pretrain(policy: Any, spec: Any, *, out_dir: Path, backend: Any, con
 
     weights = out_dir / "assets" / "vision_pretrain.safetensors"
     report_path = weights.with_suffix(".json")
+    wanted = {"spec": spec.model_dump(mode="json"), "vision": recipe_vision}
     if weights.is_file() and report_path.is_file():
-        policy.vision.load_state_dict(load_file(str(weights)))
-        console.print(f"[bold]vision pretrain[/]: loaded {weights}")
-        return json.loads(report_path.read_text(encoding="utf-8"))
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        if {k: report.get(k) for k in wanted} == wanted:
+            policy.vision.load_state_dict(load_file(str(weights)))
+            console.print(f"[bold]vision pretrain[/]: loaded {weights}")
+            return report
+        console.print(f"[bold]vision pretrain[/]: {weights} was made with other settings; pre-training again")
     device = backend.device
     policy.vision.to(device)
-    report = pretrain_vision(policy.vision, spec, device=device, autocast=backend.autocast(), console=console,
-                             progress=progress)
+    report = {**wanted, **pretrain_vision(policy.vision, spec, device=device, autocast=backend.autocast(),
+                                          console=console, progress=progress)}
     policy.vision.to("cpu")
     held = report.get("held_out", {})
     console.print(f"[bold]vision pretrain[/]: {spec.steps} steps in {report['wall_s']:.0f}s; held-out "
@@ -202,8 +206,9 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
         console.print(f"[bold]init[/]: {len(names)} tensors from {init.path}")
     vision_report = None
     if recipe.train.vision_pretrain is not None and not has_checkpoints(out_dir):
-        vision_report = _vision_pretrain(policy, recipe.train.vision_pretrain, out_dir=out_dir, backend=backend,
-                                         console=console, progress=progress and rank0, write=rank0)
+        vision_report = _vision_pretrain(policy, recipe.train.vision_pretrain,
+                                         recipe_vision=recipe.model.vision.model_dump(mode="json"), out_dir=out_dir,
+                                         backend=backend, console=console, progress=progress and rank0, write=rank0)
     n_params = sum(p.numel() for p in policy.parameters())
     console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
                   + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))
