@@ -2,10 +2,10 @@
 
 π0.5 starts from PaliGemma, whose SigLIP tower already separates objects, colours and positions;
 a vision encoder trained from scratch inside the VLA does not. Measured on the tabletop world
-(README: Results), the from-scratch backbone sits on a long plateau in which it ignores the images:
-a probe that regresses the named object's position from the prefix needs ~1,750 steps to start
-grounding, and in the full VLA the policy heads to the wrong object. After this pre-training (one
-minute on a CPU core) the same probe grounds within ~300 steps.
+(``benchmarks/grounding_probe.py``, README: Results), the from-scratch backbone sits on a long
+plateau in which it ignores the images: a probe regressing the named object's position stays near
+chance for 1,000 to more than 2,000 steps. After this pre-training (about a minute on one CPU core)
+the same probe finds the named object in 82 % of unseen scenes at step 500.
 
 The recipe's vision task (a :class:`~vlakit.interfaces.vision_task.VisionTask`) labels every token
 cell; one linear probe per target reads the encoder's pre-projector features (class targets:
