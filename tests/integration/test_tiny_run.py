@@ -198,13 +198,13 @@ def test_vision_pretrain_runs_before_the_stages_and_is_not_redone_after_a_crash(
         raise AssertionError("pre-training ran again although its result was on disk")
 
     monkeypatch.setattr(vp, "pretrain_vision", _must_not_run)
-    train_recipe(tiny(cache, "train.seed=5"), out_dir=tmp_path, console=QUIET, progress=False,
-                 extra_callbacks=[_Grab()])
+    train_recipe(tiny(cache), out_dir=tmp_path, console=QUIET, progress=False, extra_callbacks=[_Grab()])
     assert set(seen) == set(weights) and all(torch.equal(seen[k], weights[k]) for k in weights)
-    # other pre-training settings: the saved result is not reused
+    # other pre-training settings or starting weights: the saved result is not reused
     (tmp_path / "again").mkdir()
     shutil.copytree(tmp_path / "assets", tmp_path / "again" / "assets")
     changed = ("train.vision_pretrain={task: {type: tabletop_scenes}, images: 32, eval_images: 16, steps: 2, "
                "batch_size: 8}")
-    with pytest.raises(AssertionError, match="pre-training ran again"):
-        train_recipe(tiny(cache, changed), out_dir=tmp_path / "again", console=QUIET, progress=False)
+    for other in (changed, "train.seed=5"):  # other task settings, or other starting weights
+        with pytest.raises(AssertionError, match="pre-training ran again"):
+            train_recipe(tiny(cache, other), out_dir=tmp_path / "again", console=QUIET, progress=False)

@@ -91,12 +91,31 @@ def test_encoders_without_a_token_grid_and_diverging_runs_are_refused():
         pretrain_vision(Plain(), _spec(), progress=False)
 
     enc = _encoder()
-    original = enc.features
-    enc.features = lambda pixels: original(pixels) * float("nan")
+    original, calls = enc.features, []
+
+    def nan_from_step_3(pixels):
+        calls.append(1)
+        return original(pixels) * (float("nan") if len(calls) >= 3 else 1.0)
+
+    enc.features = nan_from_step_3
     before = {k: v.clone() for k, v in enc.state_dict().items()}
-    with pytest.raises(VisionPretrainError, match="non-finite at step 1"):
+    with pytest.raises(VisionPretrainError, match="loss became non-finite at step 3"):
         pretrain_vision(enc, _spec(), progress=False)
+    # two optimiser steps had changed the encoder; it is restored
     assert all(torch.equal(v, before[k]) for k, v in enc.state_dict().items())
+
+
+def test_a_batch_without_labelled_cells_is_a_zero_loss_not_a_divergence():
+    from vlakit.interfaces.vision_task import DenseTarget
+    from vlakit.training.vision_pretrain import _losses
+
+    heads = nn.ModuleDict({"c": nn.Linear(4, 3), "r": nn.Linear(4, 2)})
+    targets = [DenseTarget("c", "class", 3), DenseTarget("r", "regress", 2)]
+    labels = {"c": torch.full((2, 5), -1), "r": torch.full((2, 5, 2), float("nan"))}
+    losses = _losses(torch.randn(2, 5, 4), heads, targets, labels)
+    assert all(torch.isfinite(v) and float(v) == 0.0 for v in losses.values())
+    labels["c"][0, 1] = 2
+    assert float(_losses(torch.randn(2, 5, 4), heads, targets, labels)["c"]) > 0
 
 
 def test_encoder_forward_is_the_projected_features():

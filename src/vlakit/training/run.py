@@ -128,35 +128,48 @@ def prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool =
     return norm_stats, tokenizer
 
 
-def _vision_pretrain(policy: Any, spec: Any, *, recipe_vision: dict[str, Any], out_dir: Path, backend: Any,
-                     console: Any, progress: bool, write: bool) -> dict[str, Any]:
-    """Run ``train.vision_pretrain`` on ``policy.vision`` -- or, when an interrupted run already did with
-    the same settings and encoder, load its result from ``assets/`` -- and return the report."""
+def _vision_pretrain(policy: Any, recipe: Any, *, out_dir: Path, backend: Any, console: Any, progress: bool,
+                     write: bool, resuming: bool) -> dict[str, Any] | None:
+    """Run ``train.vision_pretrain`` on ``policy.vision`` and return the report.
+
+    A run that crashed after pre-training left its result in ``assets/``: it is loaded instead when
+    it was made from the same settings, model and starting weights. When ``resuming`` (checkpoints
+    exist, they hold the weights) only the saved report is returned, for the summary.
+    """
     from safetensors.torch import load_file, save
 
     from vlakit.io import atomic_write_bytes
     from vlakit.training.vision_pretrain import pretrain_vision
 
+    spec = recipe.train.vision_pretrain
     weights = out_dir / "assets" / "vision_pretrain.safetensors"
     report_path = weights.with_suffix(".json")
-    wanted = {"spec": spec.model_dump(mode="json"), "vision": recipe_vision}
-    if weights.is_file() and report_path.is_file():
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        if {k: report.get(k) for k in wanted} == wanted:
+    saved = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+    if resuming:
+        return saved
+    # everything the pre-trained weights depend on: task settings, model shapes, starting weights
+    init = recipe.train.init
+    wanted = {"spec": spec.model_dump(mode="json"), "model": recipe.model.model_dump(mode="json"),
+              "seed": recipe.train.seed, "init": init.model_dump(mode="json") if init is not None else None}
+    if saved is not None and weights.is_file():
+        if {k: saved.get(k) for k in wanted} == wanted:
             policy.vision.load_state_dict(load_file(str(weights)))
             console.print(f"[bold]vision pretrain[/]: loaded {weights}")
-            return report
+            return saved
         console.print(f"[bold]vision pretrain[/]: {weights} was made with other settings; pre-training again")
     device = backend.device
     policy.vision.to(device)
-    report = {**wanted, **pretrain_vision(policy.vision, spec, device=device, autocast=backend.autocast(),
-                                          console=console, progress=progress)}
+    # a forked RNG: the stages see the same random stream whether pre-training ran or was loaded
+    with torch.random.fork_rng(devices=[]):
+        report = {**wanted, **pretrain_vision(policy.vision, spec, device=device, autocast=backend.autocast(),
+                                              console=console, progress=progress)}
     policy.vision.to("cpu")
     held = report.get("held_out", {})
     console.print(f"[bold]vision pretrain[/]: {spec.steps} steps in {report['wall_s']:.0f}s; held-out "
                   + ", ".join(f"{k} {v:.3f}" for k, v in held.items()))
     if write:
         weights.parent.mkdir(parents=True, exist_ok=True)
+        report_path.unlink(missing_ok=True)  # never a new weights file beside an old report
         atomic_write_bytes(weights, save({k: v.detach().contiguous() for k, v in policy.vision.state_dict().items()}))
         atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
     return report
@@ -205,10 +218,9 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
         names = init_weights(policy, path=init.path, include=init.include, exclude=init.exclude)
         console.print(f"[bold]init[/]: {len(names)} tensors from {init.path}")
     vision_report = None
-    if recipe.train.vision_pretrain is not None and not has_checkpoints(out_dir):
-        vision_report = _vision_pretrain(policy, recipe.train.vision_pretrain,
-                                         recipe_vision=recipe.model.vision.model_dump(mode="json"), out_dir=out_dir,
-                                         backend=backend, console=console, progress=progress and rank0, write=rank0)
+    if recipe.train.vision_pretrain is not None:
+        vision_report = _vision_pretrain(policy, recipe, out_dir=out_dir, backend=backend, console=console,
+                                         progress=progress and rank0, write=rank0, resuming=has_checkpoints(out_dir))
     n_params = sum(p.numel() for p in policy.parameters())
     console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
                   + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))

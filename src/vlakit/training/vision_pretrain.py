@@ -48,8 +48,9 @@ def _losses(feats: Tensor, heads: nn.ModuleDict, targets: list[Any], labels: dic
     for t in targets:
         pred = heads[t.name](feats).float()
         y = labels[t.name]
-        if t.kind == "class":
-            out[t.name] = F.cross_entropy(pred.flatten(0, 1), y.flatten(), ignore_index=-1)
+        if t.kind == "class":  # summed over labelled cells: a batch with none gives 0, not NaN
+            ce = F.cross_entropy(pred.flatten(0, 1), y.flatten(), ignore_index=-1, reduction="sum")
+            out[t.name] = ce / (y >= 0).sum().clamp(min=1)
         else:
             seen = ~torch.isnan(y)
             out[t.name] = ((pred - torch.nan_to_num(y)) ** 2 * seen).sum() / seen.sum().clamp(min=1)
@@ -99,8 +100,8 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
     Returns the report: steps, wall time, final training losses and held-out metrics.
 
     Raises:
-        VisionPretrainError: the encoder has no square token grid / ``features``; a loss became
-            non-finite (the step is named; the encoder is left as it was before pre-training).
+        VisionPretrainError: the encoder has no square token grid / ``features``; a loss or gradient
+            became non-finite (the step is named; the encoder is left as it was before pre-training).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -135,18 +136,24 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
         for step in range(1, spec.steps + 1):
             idx = torch.randint(0, len(images), (spec.batch_size,), generator=generator)
             pixels = encoder.preprocess(images[idx].to(device))
-            with autocast:
-                feats = encoder.features(pixels)
+            try:
+                with autocast:
+                    feats = encoder.features(pixels)
+            except NotImplementedError as exc:
+                raise VisionPretrainError(f"train.vision_pretrain: {exc}") from exc
             losses = _losses(feats, heads, targets, {k: v[idx].to(device) for k, v in labels.items()})
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                encoder.load_state_dict(before)
-                raise VisionPretrainError(f"vision pretraining loss became non-finite at step {step} "
-                                          f"({ {k: float(v.detach()) for k, v in losses.items()} }); lower "
-                                          f"train.vision_pretrain.lr (now {spec.lr})")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if torch.isfinite(loss):
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
+                encoder.load_state_dict(before)
+                what = "loss" if not torch.isfinite(loss) else "gradient"
+                raise VisionPretrainError(f"vision pretraining {what} became non-finite at step {step} "
+                                          f"({ {k: float(v.detach()) for k, v in losses.items()} }); the encoder "
+                                          f"is left as before pre-training. Lower train.vision_pretrain.lr (now "
+                                          f"{spec.lr})")
             opt.step()
             sched.step()
             if step == 1:
