@@ -104,6 +104,15 @@ def test_encoders_without_a_token_grid_and_diverging_runs_are_refused():
     # two optimiser steps had changed the encoder; it is restored
     assert all(torch.equal(v, before[k]) for k, v in enc.state_dict().items())
 
+    # finite loss, NaN gradient (d sqrt(0)): also caught, before the optimiser step applies it
+    enc = _encoder()
+    plain = enc.features
+    enc.features = lambda pixels: (lambda f: f + torch.sqrt((f - f.detach()).abs()))(plain(pixels))
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    with pytest.raises(VisionPretrainError, match="gradient became non-finite at step 1"):
+        pretrain_vision(enc, _spec(), progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in enc.state_dict().items())
+
 
 def test_a_batch_without_labelled_cells_is_a_zero_loss_not_a_divergence():
     from vlakit.interfaces.vision_task import DenseTarget

@@ -43,6 +43,12 @@ def _check_encoder(encoder: nn.Module) -> int:
     return int(grid)
 
 
+def _squared_error(pred: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Sum of squared errors over the labelled (non-NaN) values of ``y``, and how many there are."""
+    seen = ~torch.isnan(y)
+    return ((pred - torch.nan_to_num(y)) ** 2 * seen).sum(), seen.sum()
+
+
 def _losses(feats: Tensor, heads: nn.ModuleDict, targets: list[Any], labels: dict[str, Tensor]) -> dict[str, Tensor]:
     out = {}
     for t in targets:
@@ -52,8 +58,8 @@ def _losses(feats: Tensor, heads: nn.ModuleDict, targets: list[Any], labels: dic
             ce = F.cross_entropy(pred.flatten(0, 1), y.flatten(), ignore_index=-1, reduction="sum")
             out[t.name] = ce / (y >= 0).sum().clamp(min=1)
         else:
-            seen = ~torch.isnan(y)
-            out[t.name] = ((pred - torch.nan_to_num(y)) ** 2 * seen).sum() / seen.sum().clamp(min=1)
+            total, count = _squared_error(pred, y)
+            out[t.name] = total / count.clamp(min=1)
     return out
 
 
@@ -78,9 +84,9 @@ def _evaluate(encoder: nn.Module, heads: nn.ModuleDict, targets: list[Any], data
                 acc[2] += float((hit & (y >= 0)).sum())
                 acc[3] += float((y >= 0).sum())
             else:
-                seen = ~torch.isnan(y)
-                acc[0] += float(((pred - torch.nan_to_num(y)) ** 2 * seen).sum())
-                acc[1] += float(seen.all(-1).sum())
+                total, count = _squared_error(pred, y)
+                acc[0] += float(total)
+                acc[1] += float(count)
     report: dict[str, float] = {}
     for t in targets:
         a = sums.get(t.name, [0.0] * 4)
@@ -88,7 +94,7 @@ def _evaluate(encoder: nn.Module, heads: nn.ModuleDict, targets: list[Any], data
             report[f"{t.name}_acc_objects"] = a[0] / max(a[1], 1)
             report[f"{t.name}_acc_all"] = a[2] / max(a[3], 1)
         else:
-            report[f"{t.name}_rmse"] = math.sqrt(a[0] / max(a[1], 1) / t.size)
+            report[f"{t.name}_rmse"] = math.sqrt(a[0] / max(a[1], 1))
     return {k: round(v, 4) for k, v in report.items()}
 
 
@@ -142,25 +148,23 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
             except NotImplementedError as exc:
                 raise VisionPretrainError(f"train.vision_pretrain: {exc}") from exc
             losses = _losses(feats, heads, targets, {k: v[idx].to(device) for k, v in labels.items()})
-            loss = sum(losses.values())
-            opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-            if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
+            values = {k: float(v.detach()) for k, v in losses.items()}  # one read per loss and step
+            bad = None if all(map(math.isfinite, values.values())) else "loss"
+            if bad is None:
+                opt.zero_grad(set_to_none=True)
+                sum(losses.values()).backward()
+                bad = None if torch.isfinite(torch.nn.utils.clip_grad_norm_(params, 1.0)) else "gradient"
+            if bad is not None:
                 encoder.load_state_dict(before)
-                what = "loss" if not torch.isfinite(loss) else "gradient"
-                raise VisionPretrainError(f"vision pretraining {what} became non-finite at step {step} "
-                                          f"({ {k: float(v.detach()) for k, v in losses.items()} }); the encoder "
-                                          f"is left as before pre-training. Lower train.vision_pretrain.lr (now "
-                                          f"{spec.lr})")
+                raise VisionPretrainError(f"vision pretraining {bad} became non-finite at step {step} ({values}); "
+                                          f"the encoder is left as before pre-training. Lower "
+                                          f"train.vision_pretrain.lr (now {spec.lr})")
             opt.step()
             sched.step()
             if step == 1:
-                initial = {k: round(float(v.detach()), 4) for k, v in losses.items()}
-            for k, v in losses.items():
-                value = float(v.detach())
-                running[k] = 0.9 * running.get(k, value) + 0.1 * value
+                initial = {k: round(v, 4) for k, v in values.items()}
+            for k, v in values.items():
+                running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if step % 10 == 0 or step == spec.steps:
                 bar.update(job, completed=step, loss="  ".join(f"{k} {v:.3f}" for k, v in running.items()))
     encoder.eval()
