@@ -79,3 +79,13 @@ def test_train_spec_rejects_bad_stages():
         TrainSpec.model_validate({"stages": [{**ok, "losses": {"text": 0.0}}]})
     with pytest.raises(ValidationError, match="folder"):
         TrainSpec.model_validate({"stages": [{**ok, "name": "a/b"}]})
+
+
+def test_ema_follows_the_model_to_another_device():
+    """The EMA is made while the policy is on the CPU; the trainer then moves the policy (to a GPU in
+    real runs; the meta device here) and the shadow must follow instead of failing on mixed devices."""
+    net = nn.Linear(3, 2)
+    ema = Ema(net, decay=0.5)
+    net.to("meta")
+    ema.update(net)
+    assert all(t.device.type == "meta" for t in ema.shadow.values())

@@ -27,7 +27,8 @@ class Ema:
     """Exponential moving average of a module's floating-point parameters.
 
     ``ema = decay * ema + (1 - decay) * param`` after every optimizer step; the shadow copy is kept
-    in fp32 on the parameters' device. When EMA is on, its weights are the ones a run saves.
+    in fp32 on the parameters' device (it follows them when the trainer moves the model, e.g. to a GPU,
+    after the EMA was made). When EMA is on, its weights are the ones a run saves.
     """
 
     def __init__(self, module: nn.Module, *, decay: float) -> None:
@@ -42,7 +43,10 @@ class Ema:
     def update(self, module: nn.Module) -> None:
         for name, p in module.named_parameters():
             if name in self.shadow:  # frozen ones too: their average still converges to them
-                self.shadow[name].lerp_(p.detach().float(), 1.0 - self.decay)
+                shadow = self.shadow[name]
+                if shadow.device != p.device:
+                    shadow = self.shadow[name] = shadow.to(p.device)
+                shadow.lerp_(p.detach().float(), 1.0 - self.decay)
 
     @torch.no_grad()
     def copy_to(self, module: nn.Module) -> None:
@@ -52,7 +56,7 @@ class Ema:
         if missing:
             raise KeyError(f"EMA holds parameters the module lacks: {missing[:5]}")
         for name, value in self.shadow.items():
-            params[name].copy_(value.to(params[name].dtype))
+            params[name].copy_(value.to(device=params[name].device, dtype=params[name].dtype))
 
     def state_dict(self) -> dict[str, object]:
         return {"decay": self.decay, "shadow": {k: v.clone() for k, v in self.shadow.items()}}
