@@ -127,8 +127,7 @@ def test_cli_fit_then_report(tmp_path, episodes):
     tok = load_action_tokenizer(out)
     assert isinstance(tok, FastActionTokenizer)
     assert (tok.config.horizon, tok.config.action_dim, tok.vocab_size) == (10, D, 300)
-    res = runner.invoke(app, ["tokenizer", "report", str(out), "--data", str(a), "--data", str(b)],
-                        env={"COLUMNS": "200"})
+    res = runner.invoke(app, ["tokenizer", "report", str(out), "--data", str(a), "--data", str(b)])
     assert res.exit_code == 0, res.output
     for text in ("set_a", "set_b", "10x4=40", "compression", "RMSE"):
         assert text in res.output

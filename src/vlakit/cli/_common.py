@@ -41,7 +41,8 @@ def handle_errors(fn: F) -> F:
         except VlakitError as exc:
             if state.verbose:
                 err_console.print_exception()
-            err_console.print(f"[bold red]error:[/] {_escape(str(exc))}")
+            # soft wrap: the terminal wraps the lines, so paths and field names stay whole when copied
+            err_console.print(f"[bold red]error:[/] {_escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -62,7 +63,7 @@ SetOption = typer.Option(
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {_escape(message)}")
+    err_console.print(f"[yellow]warning:[/] {_escape(message)}", soft_wrap=True)
 
 
 def is_tty() -> bool:
