@@ -53,8 +53,15 @@ _RETRIES = 4
 
 def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
                     seed: int, noise: float, image_size: int) -> dict[str, Any]:
-    return {"generator": "tabletop/1", "episodes": int(episodes), "split": split, "embodiment": embodiment,
+    return {"generator": "tabletop/2", "episodes": int(episodes), "split": split, "embodiment": embodiment,
             "families": list(families), "seed": int(seed), "noise": float(noise), "image_size": int(image_size)}
+
+
+def args_digest(args: dict[str, Any]) -> str:
+    """Short stable hash of generation arguments (names cached dataset folders)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(args, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def is_complete(out: Path, args: dict[str, Any] | None = None) -> bool:
@@ -74,7 +81,8 @@ def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str
     rng = np.random.default_rng([seed, attempt])
     obs = env.reset(seed=seed)
     level = noise if attempt < _RETRIES else 0.0
-    frames: dict[str, list] = {"overhead": [], "wrist": [], "state": [], "action": [], "subtask": []}
+    frames: dict[str, list] = {"overhead": [], "wrist": [], "state": [], "action": [], "subtask": [],
+                               "subtask_point": []}
     info: dict[str, Any] = {"success": False}
     for _ in range(env.max_episode_steps):
         clean = env.expert_action()
@@ -83,6 +91,7 @@ def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str
         frames["state"].append(obs.state)
         frames["action"].append(clean)
         frames["subtask"].append(obs.info["subtask"])
+        frames["subtask_point"].append(obs.info["subtask_point"])
         executed = clean.copy()
         executed[:-1] += rng.normal(0.0, level, size=len(clean) - 1)
         obs, _r, terminated, truncated, info = env.step(executed)
@@ -92,6 +101,7 @@ def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str
         return None
     return {"images": {c: np.stack(frames[c]) for c in ("overhead", "wrist")},
             "state": np.stack(frames["state"]), "action": np.stack(frames["action"]).astype(np.float32),
+            "subtask_point": np.stack(frames["subtask_point"]).astype(np.float32),
             "subtask": frames["subtask"], "task": env.task.instruction, "family": env.task.family,
             "style": env.task.scene.style.name, "seed": seed}
 
@@ -100,7 +110,8 @@ def _save_episode(path: Path, ep: dict[str, Any]) -> None:
     buf = io.BytesIO()
     meta = {k: ep[k] for k in ("subtask", "task", "family", "style", "seed")}
     np.savez(buf, overhead=ep["images"]["overhead"], wrist=ep["images"]["wrist"], state=ep["state"],
-             action=ep["action"], meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+             action=ep["action"], subtask_point=ep["subtask_point"],
+             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -108,7 +119,7 @@ def _load_episode(path: Path) -> dict[str, Any]:
     with np.load(path) as z:
         meta = json.loads(z["meta"].tobytes().decode())
         return {"images": {"overhead": z["overhead"], "wrist": z["wrist"]}, "state": z["state"],
-                "action": z["action"], **meta}
+                "action": z["action"], "subtask_point": z["subtask_point"], **meta}
 
 
 def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "train", embodiment: str = "gripper",
@@ -192,6 +203,8 @@ def _features(env: Any, image_size: int) -> dict[str, dict[str, Any]]:
         "observation.state": {"dtype": "float32", "shape": [env.state_dim], "names": list(env.state_names)},
         "action": {"dtype": "float32", "shape": [env.action_dim], "names": list(env.action_names)},
         "subtask": {"dtype": "string", "shape": [1], "names": None},
+        # where the subtask happens (-1 where it has no object / no zone); see Task.subtask_point
+        "subtask.point": {"dtype": "float32", "shape": [4], "names": ["object_x", "object_y", "zone_x", "zone_y"]},
         **DEFAULT_FEATURES,
     }
 
@@ -233,6 +246,7 @@ def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any],
         pending["observation.state"].append(ep["state"])
         pending["action"].append(ep["action"])
         pending["subtask"].extend(ep["subtask"])
+        pending["subtask.point"].append(ep["subtask_point"])
         pending["timestamp"].append(np.arange(n, dtype=np.float32) / FPS)
         pending["frame_index"].append(np.arange(n, dtype=np.int64))
         pending["episode_index"].append(np.full(n, e, np.int64))

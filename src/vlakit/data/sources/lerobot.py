@@ -114,10 +114,13 @@ class LeRobotSource(LeRobotBackedSource):
         """For the conformance suite: a 2-episode tabletop dataset written to a temp folder."""
         import tempfile
 
-        from vlakit.data.generate import generate_tabletop_dataset
+        from vlakit.data.generate import args_digest, generate_tabletop_dataset, generation_args
 
-        # one shared folder: generation is a no-op when the same dataset is already complete there
-        root = Path(tempfile.gettempdir()) / "vlakit-conformance" / "tabletop-reach-2"
+        # one shared folder per generator version: generation is a no-op when the same dataset is already
+        # complete there, and a newer generator never trips over an older one's folder
+        args = generation_args(episodes=2, split="train", embodiment="gripper", families=("reach",), seed=0,
+                               noise=0.1, image_size=64)
+        root = Path(tempfile.gettempdir()) / "vlakit-conformance" / f"tabletop-reach-2-{args_digest(args)}"
         generate_tabletop_dataset(root, episodes=2, families=("reach",), progress=False)
         return LeRobotSourceConfig(path=str(root))
 

@@ -14,20 +14,21 @@ Sources with the same generation fields share one cached dataset under the recip
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from vlakit.data.errors import DatasetError
-from vlakit.data.generate import generate_tabletop_dataset, generation_args, is_complete
+from vlakit.data.generate import args_digest, generate_tabletop_dataset, generation_args, is_complete
 from vlakit.data.sources.lerobot import LeRobotBackedSource
+from vlakit.envs.tabletop.language import pointed_subtask
 from vlakit.interfaces.data_source import DataSourceConfig
 from vlakit.registry import DATA_SOURCES
 
 FamilyName = Literal["reach", "push", "pick_place", "tidy"]
+#: per-frame ``[object_x, object_y, zone_x, zone_y]`` of the subtask (-1 where it has none)
+POINT_KEY = "subtask.point"
 
 
 class TabletopDataConfig(DataSourceConfig):
@@ -43,6 +44,11 @@ class TabletopDataConfig(DataSourceConfig):
     image_size: int = Field(64, ge=16, le=512)
     #: read this existing dataset folder instead of generating one in the cache
     path: str | None = None
+    subtask_points: int | None = Field(
+        None, ge=2, le=100,
+        description="append where each subtask happens to its text, as grid numbers on a N x N grid of the table "
+                    "('move to the red cube at 3 5', 'push ... at 3 5 to 7 2'); None: plain subtask text. "
+                    "Formatting only: it does not change the generated dataset")
 
     def generation_args(self) -> dict[str, Any]:
         return generation_args(episodes=self.episodes, split=self.split, embodiment=self.embodiment,
@@ -53,8 +59,7 @@ class TabletopDataConfig(DataSourceConfig):
             return Path(self.path).expanduser()
         if cache_dir is None:
             raise DatasetError(f"data source type {self.type!r} needs a cache_dir (or an explicit `path`)")
-        digest = hashlib.sha1(json.dumps(self.generation_args(), sort_keys=True).encode()).hexdigest()[:10]
-        return Path(cache_dir) / f"tabletop-{self.embodiment}-{self.split}-{digest}"
+        return Path(cache_dir) / f"tabletop-{self.embodiment}-{self.split}-{args_digest(self.generation_args())}"
 
 
 class _TabletopSource(LeRobotBackedSource):
@@ -66,6 +71,14 @@ class _TabletopSource(LeRobotBackedSource):
     def __init__(self, config: TabletopDataConfig, *, name: str, horizon: int, cache_dir: Path | None) -> None:
         super().__init__(name=name, horizon=horizon, root=config.dataset_dir(cache_dir))
         self.config = config
+
+    def _subtask(self, row: int) -> str | None:
+        text = super()._subtask(row)
+        bins = self.config.subtask_points
+        if text is None or bins is None:
+            return text
+        self.ds.require(POINT_KEY, by=f"data source {self.name!r} (subtask_points: {bins})")
+        return pointed_subtask(text, self.ds.array(POINT_KEY)[row], bins)
 
     def prepare(self, *, progress: bool = True) -> None:
         if self.config.path is not None:

@@ -26,6 +26,8 @@ class TabletopVQAConfig(DataSourceConfig):
     pairs: Literal["split", "all"] = "split"
     seed: int = 0
     image_size: int = Field(64, ge=16, le=512)
+    points: int | None = Field(None, ge=2, le=100, description="also ask pointing questions ('where is the red cube "
+                               "at?' -> '3 5' on a N x N grid of the table); None: no pointing questions")
 
     def build(self, *, name: str = "tabletop_vqa", cache_dir: Path | None = None, **_: Any) -> TabletopVQA:
         return TabletopVQA(self, name=name)
@@ -54,6 +56,6 @@ class TabletopVQA(DataSource):
 
             renderer = self._local.renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
         s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer,
-                     pairs=self.config.pairs)
+                     pairs=self.config.pairs, points=self.config.points)
         return {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
                 "target_text": s.answer, "robot_type": None}

@@ -166,7 +166,8 @@ class TabletopEnv(Env):
         images = self.renderer.render(positions=w.positions, gripper=w.gripper, aperture=w.aperture,
                                       held=w.held, links=w.body.links())
         return EnvObservation(images=images, state=w.state(), prompt=self.task.instruction,
-                              info={"subtask": self.task.subtask(w), "family": self.task.family,
+                              info={"subtask": self.task.subtask(w), "subtask_point": self.task.subtask_point(w),
+                                    "family": self.task.family,
                                     "style": self.task.scene.style.name})
 
 

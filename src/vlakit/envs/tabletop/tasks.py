@@ -32,6 +32,8 @@ SINGLE_STEP_FAMILIES: tuple[str, ...] = ("reach", "push", "pick_place")
 MAX_STEPS: dict[str, int] = {"reach": 40, "push": 80, "pick_place": 80, "tidy": 200}
 
 REACH_TOLERANCE = OBJECT_RADIUS + 0.025
+#: a subtask point's value where the subtask has no object / no zone (off the unit table)
+NO_POINT = -1.0
 PUSH_MARGIN = 0.03
 PLACE_MARGIN = 0.02
 #: where the tidy expert drops the k-th object, relative to the bin centre
@@ -82,6 +84,25 @@ class Task:
         k = self.tidy_next(world)
         key = "place" if world.held == k else "pick"
         return SUBTASKS[key].format(obj=self.obj(k), zone="the bin")
+
+    def subtask_point(self, world: World) -> np.ndarray:
+        """Where the current subtask happens: float32 ``[object_x, object_y, zone_x, zone_y]`` -- the
+        object to go to or move (``-1, -1`` when it is held: "place") and the zone to bring it to
+        (``-1, -1`` for "move to", "move behind" and "pick up"). The table is ``[0, 1]^2``, so -1 is
+        off it; a sentinel rather than NaN keeps datasets comparable and their statistics finite."""
+        none = np.full(2, NO_POINT)
+        if self.family == "reach":
+            obj, zone = self.target, None
+        elif self.family == "push":
+            aligned = push_aligned(world, self.target, self.push_direction(world))
+            obj, zone = self.target, (self.zone if aligned else None)
+        else:
+            obj = self.tidy_next(world) if self.family == "tidy" else self.target
+            placing = world.held == obj
+            obj, zone = (None, self.zone) if placing else (obj, None)
+        xy_obj = world.positions[obj] if obj is not None else none
+        xy_zone = np.asarray(self.scene.zones[zone].centre) if zone is not None else none
+        return np.concatenate([xy_obj, xy_zone]).astype(np.float32)
 
     def push_direction(self, world: World) -> np.ndarray:
         d = np.asarray(self.scene.zones[self.zone].centre) - world.positions[self.target]

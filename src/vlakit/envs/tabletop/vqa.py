@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlakit.envs.tabletop.embodiments import FreeGripper
-from vlakit.envs.tabletop.language import NUMBER_WORDS, REGIONS, VQA_QUESTIONS
+from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS, point_words
 from vlakit.envs.tabletop.render import Renderer
 from vlakit.envs.tabletop.scene import COLOUR_NAMES, Pairs, Scene, Split, sample_scene
 
@@ -34,11 +34,15 @@ def region_of(xy: np.ndarray) -> str:
     return REGIONS[row * 3 + col]
 
 
-def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator) -> tuple[str, str] | None:
+def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator,
+         points: int | None = None) -> tuple[str, str] | None:
     objs, pos = scene.objects, scene.positions
     n = len(objs)
-    t = VQA_QUESTIONS[kind]
     pick = int(rng.integers(n))
+    if kind == "point":
+        assert points is not None
+        return POINT_QUESTION.format(obj=objs[pick].name), point_words(pos[pick], points)
+    t = VQA_QUESTIONS[kind]
     if kind == "colour":
         unique = [i for i in range(n) if sum(o.shape == objs[i].shape for o in objs) == 1]
         if not unique:
@@ -85,9 +89,12 @@ def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator)
     raise ValueError(f"unknown VQA question type {kind!r}")
 
 
-def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "split") -> VQASample:
+def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "split",
+             points: int | None = None) -> VQASample:
     """One question about one freshly drawn scene, rendered with ``renderer`` (``pairs``: see
-    :func:`~vlakit.envs.tabletop.scene.sample_scene`)."""
+    :func:`~vlakit.envs.tabletop.scene.sample_scene`). With ``points`` (a grid size), pointing questions
+    ("where is the red cube at?" -> "3 5", see :func:`~vlakit.envs.tabletop.language.point_words`) join
+    the question types."""
     rng = np.random.default_rng([int(seed), 4242])
     scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2, with_bin=False,
                          objects_in_zones=0.3, pairs=pairs)
@@ -96,12 +103,13 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
     renderer.set_scene(scene)
     images = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0, held=-1,
                              links=None)
-    kind = QUESTION_TYPES[int(seed) % len(QUESTION_TYPES)]
+    kinds = QUESTION_TYPES + (("point",) if points is not None else ())
+    kind = kinds[int(seed) % len(kinds)]
     for _ in range(8):
-        qa = _ask(kind, scene, gripper.position, rng)
+        qa = _ask(kind, scene, gripper.position, rng, points)
         if qa is not None:
             break
-        kind = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))]
+        kind = kinds[int(rng.integers(len(kinds)))]
     else:
         kind = "count_all"
         qa = _ask(kind, scene, gripper.position, rng)
