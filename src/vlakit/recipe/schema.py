@@ -6,7 +6,7 @@ including plugin components (see :mod:`vlakit.recipe.fields`).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vlakit.config import FrozenModel
 from vlakit.recipe.data_spec import DataSpec
@@ -30,3 +30,15 @@ class Recipe(FrozenModel):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     backend: Component("backends", default_type="auto") = Field(  # type: ignore[valid-type]
         default_factory=lambda: {"type": "auto"}, validate_default=True)
+
+    @model_validator(mode="after")
+    def _dropout_cameras_exist(self) -> Recipe:
+        if self.train is not None and self.train.camera_dropout:
+            unknown = sorted(set(self.train.camera_dropout) - set(self.model.cameras))
+            if unknown:
+                raise ValueError(f"train.camera_dropout names camera(s) {unknown} that are not in model.cameras "
+                                 f"{list(self.model.cameras)}")
+            if all(c in self.train.camera_dropout for c in self.model.cameras):
+                raise ValueError("train.camera_dropout covers every camera in model.cameras; leave at least one "
+                                 "camera that is always shown")
+        return self

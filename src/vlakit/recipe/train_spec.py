@@ -101,6 +101,18 @@ class TrainSpec(FrozenModel):
     num_nodes: int = Field(1, ge=1)
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(500, ge=1)
+    #: camera -> probability that a training sample hides it (image mask off, as if the camera were
+    #: missing), drawn per sample and step. Makes the policy use every view, e.g. the overhead one
+    #: rather than only the wrist one; never applied at inference.
+    camera_dropout: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("camera_dropout")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: p for k, p in v.items() if not 0.0 <= p < 1.0}
+        if bad:
+            raise ValueError(f"camera_dropout probabilities must be in [0, 1), got {bad}")
+        return v
 
     @field_validator("stages")
     @classmethod

@@ -43,10 +43,12 @@ class StageModule(pl.LightningModule):
         feed: the data feed shared by all stages (its position is checkpointed).
         ema: the run's EMA (shared across stages) or None.
         run_state: shared run facts (last good checkpoint for error messages).
+        camera_dropout: camera -> probability of hiding it from a training sample (``train.camera_dropout``).
     """
 
     def __init__(self, *, policy: nn.Module, stage: StageSpec, optimizer: OptimizerSpec, schedule: ScheduleSpec,
-                 feed: DataFeed, ema: Ema | None, run_state: RunState) -> None:
+                 feed: DataFeed, ema: Ema | None, run_state: RunState,
+                 camera_dropout: dict[str, float] | None = None) -> None:
         super().__init__()
         self.policy = policy
         self.stage = stage
@@ -55,6 +57,7 @@ class StageModule(pl.LightningModule):
         self.feed = feed
         self.ema = ema
         self.run_state = run_state
+        self.camera_dropout = dict(camera_dropout or {})
         self.loss_weights = {k: float(v) for k, v in stage.losses.items() if float(v) != 0.0}
         if not self.loss_weights:
             raise VlakitError(f"stage {stage.name!r}: every loss weight is zero, nothing to train")
@@ -74,6 +77,8 @@ class StageModule(pl.LightningModule):
     # -- step ------------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         data, position = batch
+        if self.camera_dropout:
+            data = drop_cameras(data, self.camera_dropout)
         losses = self.policy.compute_loss(data, losses=list(self.loss_weights))
         missing = [name for name in self.loss_weights if name not in losses]
         if missing:
@@ -142,6 +147,21 @@ class StageModule(pl.LightningModule):
         if self._pending_rng is not None:  # restored last, after Lightning's own setup
             restore_rng(self._pending_rng)
             self._pending_rng = None
+
+
+def drop_cameras(batch: Any, rates: dict[str, float]) -> Any:
+    """A copy of ``batch`` whose image masks hide camera ``c`` from each sample with probability
+    ``rates[c]`` (drawn from torch's global RNG, so a resumed run draws the same). The policy then
+    leaves those image tokens out of attention, exactly as for a camera a dataset lacks."""
+    import dataclasses
+
+    obs = batch.observation
+    masks = dict(obs.image_masks)
+    for cam, p in rates.items():
+        if p > 0 and cam in masks:
+            keep = torch.rand(masks[cam].shape, device=masks[cam].device) >= p
+            masks[cam] = masks[cam] & keep
+    return dataclasses.replace(batch, observation=dataclasses.replace(obs, image_masks=masks))
 
 
 def apply_trainable(policy: nn.Module, stage: StageSpec) -> None:

@@ -102,7 +102,8 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
             run_state.last_checkpoint = str(last)
             continue
         module = StageModule(policy=policy, stage=stage, optimizer=stage.optimizer or train.optimizer,
-                             schedule=stage.schedule or train.schedule, feed=feed, ema=ema, run_state=run_state)
+                             schedule=stage.schedule or train.schedule, feed=feed, ema=ema, run_state=run_state,
+                             camera_dropout=train.camera_dropout)
         ckpt_path = None
         start = 0
         if resume and last.is_file():
