@@ -40,10 +40,12 @@ VARIANTS: dict[str, tuple[int, int, int, int, int, int]] = {
     # CPU-trainable sizes for the embedded world: full multi-head attention, because at head_dim 16 a
     # single shared key/value head is too narrow to retrieve image content
     "small": (128, 4, 512, 4, 4, 32),
+    # openpi's debug size with one key/value head per query head (8 x 16 values per token, not 16)
+    "mini": (64, 4, 128, 8, 8, 16),
     "small_expert": (64, 4, 256, 4, 4, 32),
 }
 
-GemmaVariant = Literal["gemma_2b", "gemma_300m", "dummy", "tiny", "tiny_expert", "small", "small_expert"]
+GemmaVariant = Literal["gemma_2b", "gemma_300m", "dummy", "tiny", "tiny_expert", "small", "small_expert", "mini"]
 
 
 def variant_geometry(variant: str) -> ExpertGeometry:
