@@ -98,3 +98,17 @@ def test_unknown_variant_and_geometry_mismatch():
         cfg.geometry("tiny_expertt")
     with pytest.raises(ValueError, match="does not match"):
         cfg.build(vocab_size=10, experts=[ExpertRequest("model.heads.x", "gemma_300m", False)])
+
+
+def test_mini_is_the_debug_size_with_one_kv_head_per_query_head():
+    """'mini' = 'dummy' with full multi-head attention: only the key/value projections grow."""
+    cfg = LANGUAGE_BACKBONES.config_class("gemma")
+    sizes = {}
+    for variant in ("dummy", "mini"):
+        bb = cfg(variant=variant).build(vocab_size=50, experts=[])
+        sizes[variant] = sum(p.numel() for p in bb.parameters())
+        layer = bb.experts[0].layers[0]
+        assert layer.k_proj.out_features == layer.v_proj.out_features
+    heads, head_dim, width, depth = 8, 16, 64, 4
+    assert bb.experts[0].layers[0].k_proj.out_features == heads * head_dim
+    assert sizes["mini"] - sizes["dummy"] == depth * 2 * width * (heads - 1) * head_dim
