@@ -77,24 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     noise = torch.randn(len(frames), recipe.model.horizon, recipe.model.max_action_dim,
                         generator=torch.Generator().manual_seed(args.seed))
 
-    def normalised(raw: np.ndarray) -> np.ndarray:
-        from vlakit.data.normalize import normalize
-
-        return normalize(raw, loaded.norm_stats.get(robot_type, "actions"), loaded.norm_stats.mode)[0]
+    transform = loaded.transform(robot_type=robot_type)
 
     def act(obs: list[EnvObservation], steps: int | None = None) -> np.ndarray:
-        """Normalised action chunks ``[B, H, dims]`` for ``obs`` with the fixed noise."""
-        heads = loaded.policy.heads
-        head = heads["flow_matching"] if "flow_matching" in heads else None
-        before = getattr(head, "steps", None)
-        if steps is not None and head is not None:
-            head.steps = steps
-        try:
-            out = loaded.infer_batch(obs, robot_type=robot_type, noise=noise)
-        finally:
-            if steps is not None and head is not None:
-                head.steps = before
-        return normalised(out.actions)
+        """Normalised action chunks ``[B, H, dims]`` for ``obs`` with the fixed noise (``steps``: Euler
+        steps of a flow head; default: what the recipe deploys)."""
+        batch = transform(obs).to(loaded.backend.device)
+        with torch.inference_mode(), loaded.backend.autocast():
+            chunk = loaded.policy.sample_actions(batch, noise=noise.to(loaded.backend.device),
+                                                 num_steps=steps or recipe.model.inference.num_steps)
+        return chunk.actions[..., :dims].float().cpu().numpy()
 
     base = act(frames)
     other = np.roll(np.arange(len(frames)), 1)
@@ -113,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(label, f"{delta:.3f}", f"{delta / max(scale, 1e-9):.0%}")
     console.print(table)
 
-    truth = normalised(np.stack([np.asarray(r["actions"])[0] for r in rows]))
+    from vlakit.data.normalize import normalize
+
+    truth = normalize(np.stack([np.asarray(r["actions"])[0] for r in rows]),
+                      loaded.norm_stats.get(robot_type, "actions"), loaded.norm_stats.mode)[0]
     fit = Table(title="fit of the first action (R² against the recorded action, normalised units)")
     fit.add_column("prediction")
     for d in range(dims):
