@@ -89,7 +89,7 @@ def corpus() -> list[str]:
     """Every distinct string the world produces (instructions, subtasks, VQA questions/answers),
     sorted. Deterministic; a few thousand lines. The optional grid points (``pointed_subtask``,
     ``POINT_QUESTION`` answers) are not enumerated: their words and numbers are whole tokens of the
-    shipped tokenizer (tests/unit/test_subtask_points.py), which this corpus trained."""
+    shipped tokenizer (tests/unit/test_subtask_points.py)."""
     objs, zones = object_names(), zone_names()
     out: set[str] = set()
     for templates in INSTRUCTIONS.values():
