@@ -36,7 +36,6 @@ from rich.table import Table
 
 from vlakit.interfaces.env import EnvObservation
 from vlakit.policy_io import load_policy
-from vlakit.recipe.load import load_recipe
 
 
 def _action_source(recipe, cache_dir: str | None):
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
 
     loaded = load_policy(args.policy, backend="cpu", precision="32-true")
-    recipe = load_recipe(args.policy / "recipe.yaml")
+    recipe = loaded.recipe
     name, source = _action_source(recipe, args.cache_dir)
     rng = np.random.default_rng(args.seed)
     rows = [source[int(i)] for i in rng.choice(len(source), size=min(args.samples, len(source)), replace=False)]
@@ -113,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_column("prediction")
     for d in range(dims):
         fit.add_column(f"dim {d}", justify="right")
-    for label, steps in ((f"sampled ({recipe.model.heads['flow_matching'].steps} Euler steps)"
-                          if "flow_matching" in recipe.model.heads else "sampled", None),
-                         ("one-step estimate (posterior mean)", 1)):
-        if steps == 1 and "flow_matching" not in recipe.model.heads:
-            continue
-        pred = (base if steps is None else act(frames, steps))[:, 0]
+    flow = recipe.model.heads.get("flow_matching")
+    predictions = [(f"sampled ({flow.steps} Euler steps)" if flow else "sampled", base)]
+    if flow:
+        predictions.append(("one-step estimate (posterior mean)", act(frames, 1)))
+    for label, chunks in predictions:
+        pred = chunks[:, 0]
         r2 = 1 - ((pred - truth) ** 2).mean(0) / np.maximum(truth.var(0), 1e-9)
         fit.add_row(label, *[f"{v:.2f}" for v in r2[:dims]])
     console.print(fit)

@@ -50,6 +50,7 @@ def test_gpu_and_cpu_inference_agree_on_the_same_noise(trained):
     from vlakit.envs.tabletop import TabletopConfig
 
     obs_raw = TabletopConfig().build().reset(seed=3)
+    tf32_before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
         chunks, subtasks = {}, {}
@@ -66,7 +67,7 @@ def test_gpu_and_cpu_inference_agree_on_the_same_noise(trained):
         assert subtasks["cuda"] == subtasks["cpu"]  # greedy subtask decoding picks the same tokens
         torch.testing.assert_close(chunks["cuda"], chunks["cpu"], rtol=1e-3, atol=1e-4)
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = tf32_before
 
 
 def test_gpu_policy_evaluates_closed_loop(trained, tmp_path):

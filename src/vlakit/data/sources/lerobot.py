@@ -114,15 +114,14 @@ class LeRobotSource(LeRobotBackedSource):
         """For the conformance suite: a 2-episode tabletop dataset written to a temp folder."""
         import tempfile
 
-        from vlakit.data.generate import args_digest, generate_tabletop_dataset, generation_args
+        from vlakit.data.sources.tabletop import TabletopEpisodesConfig
 
-        # one shared folder per generator version: generation is a no-op when the same dataset is already
-        # complete there, and a newer generator never trips over an older one's folder
-        args = generation_args(episodes=2, split="train", embodiment="gripper", families=("reach",), seed=0,
-                               noise=0.1, image_size=64)
-        root = Path(tempfile.gettempdir()) / "vlakit-conformance" / f"tabletop-reach-2-{args_digest(args)}"
-        generate_tabletop_dataset(root, episodes=2, families=("reach",), progress=False)
-        return LeRobotSourceConfig(path=str(root))
+        # the tabletop source's own cache: one folder per generation arguments (generator version
+        # included), so a finished dataset is reused and a newer generator never trips over an older one
+        tabletop = TabletopEpisodesConfig(episodes=2, families=("reach",)).build(
+            horizon=1, cache_dir=Path(tempfile.gettempdir()) / "vlakit-conformance")
+        tabletop.prepare(progress=False)
+        return LeRobotSourceConfig(path=str(tabletop.root))
 
     def __init__(self, config: LeRobotSourceConfig, *, name: str, horizon: int) -> None:
         super().__init__(name=name, horizon=horizon, root=Path(config.path).expanduser(),
