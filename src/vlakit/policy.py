@@ -14,6 +14,7 @@ is the reference path that recomputes everything every step (tests and benchmark
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,8 +26,9 @@ from vlakit.interfaces.action_head import ActionHead, InferenceInputs, TrainingI
 from vlakit.interfaces.language import LanguageBackbone
 from vlakit.interfaces.state import StateEncoder
 from vlakit.interfaces.vision import VisionEncoder
+from vlakit.nn.attention import KVCache
 from vlakit.nn.decoding import greedy_decode
-from vlakit.nn.runner import Context, SequenceRunner
+from vlakit.nn.runner import Context, RunResult, SequenceRunner
 from vlakit.nn.segments import Segment
 from vlakit.types import ActionChunk, Batch, Observation
 
@@ -143,7 +145,9 @@ class VLAPolicy(nn.Module):
         inputs = TrainingInputs(batch=batch, embed_tokens=self.language.embed,
                                 state_tokens=self.state_encoder.tokens(batch.observation.state.to(self.device)),
                                 start_token=self.text_tokenizer.bos_id, eos_token=self.text_tokenizer.eos_id)
-        passes = {name: self.heads[name].prepare(inputs) for name in self.heads if name in wanted}
+        wanted_heads = [name for name in self.heads if name in wanted]
+        repeated = [name for name in wanted_heads if self.heads[name].samples_per_observation > 1]
+        passes = {name: self.heads[name].prepare(inputs) for name in wanted_heads if name not in repeated}
         order = sorted(passes, key=lambda n: min((s.expert for s in passes[n].segments), default=0))
         conds: dict[int, Tensor] = {}
         for name in order:
@@ -154,6 +158,8 @@ class VLAPolicy(nn.Module):
         for name in order:
             out[name] = self.heads[name].loss(inputs=inputs, prepared=passes[name], hidden=result.hidden,
                                               logits=self.language.logits)
+        for name in repeated:
+            out[name] = self._repeated_head_loss(name, inputs, segments, result)
         if TEXT_LOSS in wanted:
             if text is None:  # no sample has a text target: a zero that keeps the graph
                 out[TEXT_LOSS] = result.hidden["prompt"].sum() * 0.0
@@ -163,6 +169,30 @@ class VLAPolicy(nn.Module):
                 w = text[2].flatten().float()
                 out[TEXT_LOSS] = (ce * w).sum() / w.sum().clamp_min(1.0)
         return out
+
+    def _repeated_head_loss(self, name: str, inputs: TrainingInputs, segments: list[Segment],
+                            result: RunResult) -> Tensor:
+        """Loss of a head with ``samples_per_observation = k > 1``: its segments run over the joint
+        pass's keys and values (gradients flow through them), for the samples that have actions, each
+        repeated k times. Cached tokens the head's segments may not attend are masked out, so
+        attention is the same as in the joint pass."""
+        head = self.heads[name]
+        batch = inputs.batch
+        rows = torch.nonzero(batch.has_actions.to(self.device)).flatten()
+        if rows.numel() == 0:  # no sample has actions: a zero that keeps the graph
+            return result.hidden["prompt"].sum() * 0.0
+        index = rows.repeat_interleave(head.samples_per_observation)
+        state_tokens = inputs.state_tokens[index] if inputs.state_tokens is not None else None
+        sub = replace(inputs, batch=batch.take(index), state_tokens=state_tokens)
+        prepared = head.prepare(sub)
+        visible = _visible_to(segments, prepared.segments, head=name).to(self.device)
+        cache = result.context()
+        if not isinstance(cache, KVCache):  # a context-free run always yields a cache
+            raise TypeError(f"expected a KV cache from the joint pass, got {type(cache).__name__}")
+        cache = KVCache(keys=[k[index] for k in cache.keys], values=[v[index] for v in cache.values],
+                        valid=cache.valid[index] & visible[None, :], next_position=cache.next_position[index])
+        run = self.runner.run(prepared.segments, context=cache, conds=prepared.conds)
+        return head.loss(inputs=sub, prepared=prepared, hidden=run.hidden, logits=self.language.logits)
 
     def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part: ``vision``, ``language`` (expert 0 + embedding), ``expert`` (experts >= 1),
@@ -223,6 +253,23 @@ class VLAPolicy(nn.Module):
                                                           num_steps=num_steps or inference.num_steps)
         chunk.subtask = subtask
         return chunk
+
+
+def _visible_to(keys: list[Segment], queries: list[Segment], *, head: str) -> Tensor:
+    """bool ``[S]`` over the concatenated ``keys``: False where a key segment hides from the query
+    segments (``hidden_from`` or ``visibility="own_expert"``). All query segments must agree."""
+    def hidden(key: Segment, query: Segment) -> bool:
+        return query.name in key.hidden_from or (key.visibility == "own_expert" and key.expert != query.expert)
+
+    parts = []
+    for key in keys:
+        verdicts = {hidden(key, q) for q in queries}
+        if len(verdicts) > 1:
+            raise PolicyInputError(f"head {head!r}: segment {key.name!r} is hidden from some of the head's segments "
+                                   "but not others, which a repeated pass over a shared cache cannot express; "
+                                   "set its samples_per_observation to 1")
+        parts.append(torch.full((key.length,), not verdicts.pop(), dtype=torch.bool))
+    return torch.cat(parts)
 
 
 def _pad(ids: list[list[int]], length: int, pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:

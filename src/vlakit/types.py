@@ -45,6 +45,17 @@ class Observation:
             state_mask=self.state_mask.to(device),
         )
 
+    def take(self, index: torch.Tensor) -> Observation:
+        """The samples at ``index`` (long ``[M]``, repeats allowed), in that order."""
+        rows = index.tolist()
+        return Observation(
+            images={k: v[index.to(v.device)] for k, v in self.images.items()},
+            image_masks={k: v[index.to(v.device)] for k, v in self.image_masks.items()},
+            state=self.state[index.to(self.state.device)],
+            state_mask=self.state_mask[index.to(self.state_mask.device)],
+            prompt=[self.prompt[i] for i in rows],
+        )
+
 
 @dataclass
 class Batch:
@@ -90,6 +101,22 @@ class Batch:
             else:
                 moved[f.name] = value
         return Batch(**moved)
+
+    def take(self, index: torch.Tensor) -> Batch:
+        """The samples at ``index`` (long ``[M]``, repeats allowed), in that order."""
+        rows = index.tolist()
+        picked = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "observation":
+                picked[f.name] = value.take(index)
+            elif isinstance(value, list):
+                picked[f.name] = [value[i] for i in rows] if value else []
+            elif value is None:
+                picked[f.name] = None
+            else:
+                picked[f.name] = value[index.to(value.device)]
+        return Batch(**picked)
 
 
 @dataclass

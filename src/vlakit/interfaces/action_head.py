@@ -113,6 +113,12 @@ class ActionHead(nn.Module, ABC):
 
     Config: ClassVar[type]
 
+    #: training draws per sample that has actions. 1: the head's segments join the one joint pass.
+    #: k > 1: the policy runs the prefix once, then this head's segments over the prefix's keys and
+    #: values (with gradients) for only the samples that have actions, each repeated k times, so the
+    #: head's own randomness (flow noise and time) is drawn k times per observation.
+    samples_per_observation: int = 1
+
     @abstractmethod
     def prepare(self, inputs: TrainingInputs) -> HeadPass:
         """Build this head's training segments (and whatever its loss needs)."""
