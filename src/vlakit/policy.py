@@ -267,7 +267,7 @@ def _visible_to(keys: list[Segment], queries: list[Segment], *, head: str) -> Te
         if len(verdicts) > 1:
             raise PolicyInputError(f"head {head!r}: segment {key.name!r} is hidden from some of the head's segments "
                                    "but not others, which a repeated pass over a shared cache cannot express; "
-                                   "set its samples_per_observation to 1")
+                                   "draw once per sample instead (flow_matching: noise_samples: 1)")
         parts.append(torch.full((key.length,), not verdicts.pop(), dtype=torch.bool))
     return torch.cat(parts)
 

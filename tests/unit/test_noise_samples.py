@@ -115,7 +115,7 @@ def test_a_segment_hidden_from_only_some_of_the_heads_segments_is_refused():
                        attention="block", **kw)
 
     keys = [seg("prompt", 3), seg("fast", 2, visibility="own_expert"), seg("secret", 1, hidden_from=("state",))]
-    with pytest.raises(PolicyInputError, match="'secret'.*samples_per_observation"):
+    with pytest.raises(PolicyInputError, match="'secret'.*noise_samples: 1"):
         _visible_to(keys, [seg("state", 1, expert=1), seg("actions", 2, expert=1)], head="h")
     visible = _visible_to(keys[:2], [seg("state", 1, expert=1), seg("actions", 2, expert=1)], head="h")
     assert visible.tolist() == [True, True, True, False, False]
