@@ -34,6 +34,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from vlakit.data.normalize import normalize
 from vlakit.interfaces.env import EnvObservation
 from vlakit.policy_io import load_policy
 
@@ -104,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(label, f"{delta:.3f}", f"{delta / max(scale, 1e-9):.0%}")
     console.print(table)
 
-    from vlakit.data.normalize import normalize
-
     truth = normalize(np.stack([np.asarray(r["actions"])[0] for r in rows]),
                       loaded.norm_stats.get(robot_type, "actions"), loaded.norm_stats.mode)[0]
     fit = Table(title="fit of the first action (R² against the recorded action, normalised units)")
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, chunks in predictions:
         pred = chunks[:, 0]
         r2 = 1 - ((pred - truth) ** 2).mean(0) / np.maximum(truth.var(0), 1e-9)
-        fit.add_row(label, *[f"{v:.2f}" for v in r2[:dims]])
+        fit.add_row(label, *[f"{v:.2f}" for v in r2])
     console.print(fit)
     return 0
 

@@ -29,7 +29,7 @@ from vlakit.interfaces.vision import VisionEncoder
 from vlakit.nn.attention import KVCache
 from vlakit.nn.decoding import greedy_decode
 from vlakit.nn.runner import Context, RunResult, SequenceRunner
-from vlakit.nn.segments import Segment
+from vlakit.nn.segments import Segment, hides
 from vlakit.types import ActionChunk, Batch, Observation
 
 TEXT_LOSS = "text"
@@ -257,13 +257,10 @@ class VLAPolicy(nn.Module):
 
 def _visible_to(keys: list[Segment], queries: list[Segment], *, head: str) -> Tensor:
     """bool ``[S]`` over the concatenated ``keys``: False where a key segment hides from the query
-    segments (``hidden_from`` or ``visibility="own_expert"``). All query segments must agree."""
-    def hidden(key: Segment, query: Segment) -> bool:
-        return query.name in key.hidden_from or (key.visibility == "own_expert" and key.expert != query.expert)
-
+    segments (:func:`~vlakit.nn.segments.hides`). All query segments must agree."""
     parts = []
     for key in keys:
-        verdicts = {hidden(key, q) for q in queries}
+        verdicts = {hides(key, q) for q in queries}
         if len(verdicts) > 1:
             raise PolicyInputError(f"head {head!r}: segment {key.name!r} is hidden from some of the head's segments "
                                    "but not others, which a repeated pass over a shared cache cannot express; "

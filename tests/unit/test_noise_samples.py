@@ -11,6 +11,7 @@ except ImportError:  # run as a rootdir module
     from _doubles import batch, one_thread, tiny_policy  # type: ignore[no-redef]  # noqa: F401
 from vlakit.nn.segments import Segment
 from vlakit.policy import PolicyInputError, _visible_to
+from vlakit.recipe.errors import RecipeError
 
 FLOW = "flow_matching"
 
@@ -105,7 +106,7 @@ def test_a_batch_without_actions_gives_a_zero_that_keeps_the_graph():
 
 
 def test_noise_samples_is_validated():
-    with pytest.raises(Exception, match="noise_samples"):
+    with pytest.raises(RecipeError, match="noise_samples"):
         tiny_policy("pi05_tiny", "model.heads.flow_matching.noise_samples=0")
 
 

@@ -83,6 +83,12 @@ def check_segments(segments: list[Segment]) -> None:
         last_expert = seg.expert
 
 
+def hides(key: Segment, query: Segment) -> bool:
+    """Whether ``key``'s tokens are hidden from ``query``'s (``hidden_from`` or ``visibility``),
+    whatever their order in the sequence."""
+    return query.name in key.hidden_from or (key.visibility == "own_expert" and key.expert != query.expert)
+
+
 def attention_mask(segments: list[Segment], *, past_valid: Tensor | None = None) -> Tensor:
     """The boolean attention mask of a segment sequence.
 
@@ -100,18 +106,12 @@ def attention_mask(segments: list[Segment], *, past_valid: Tensor | None = None)
     block = torch.cumsum(ar, dim=0)
     mask = (block[None, :] <= block[:, None])[None] & valid[:, None, :] & valid[:, :, None]
     offsets = _offsets(segments)
-    index = {s.name: i for i, s in enumerate(segments)}
     for key_seg in segments:
         ks, ke = offsets[key_seg.name]
-        for query_name in key_seg.hidden_from:
-            if query_name in index:
-                qs, qe = offsets[query_name]
+        for query_seg in segments:
+            if hides(key_seg, query_seg):
+                qs, qe = offsets[query_seg.name]
                 mask[:, qs:qe, ks:ke] = False
-        if key_seg.visibility == "own_expert":
-            for query_seg in segments:
-                if query_seg.expert != key_seg.expert:
-                    qs, qe = offsets[query_seg.name]
-                    mask[:, qs:qe, ks:ke] = False
     if past_valid is not None:
         past = past_valid[:, None, :] & valid[:, :, None]
         mask = torch.cat([past, mask], dim=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from typing import Any
@@ -153,8 +154,6 @@ def drop_cameras(batch: Any, rates: dict[str, float]) -> Any:
     """A copy of ``batch`` whose image masks hide camera ``c`` from each sample with probability
     ``rates[c]`` (drawn from torch's global RNG, so a resumed run draws the same). The policy then
     leaves those image tokens out of attention, exactly as for a camera a dataset lacks."""
-    import dataclasses
-
     obs = batch.observation
     masks = dict(obs.image_masks)
     for cam, p in rates.items():
