@@ -90,6 +90,29 @@ def test_generation_is_atomic_resumable_and_a_noop_when_complete(tmp_path: Path,
         generate_tabletop_dataset(out, episodes=4, families=("reach",), progress=False)
 
 
+def _generate_into(out: str, start) -> str:
+    start.wait()
+    return str(generate_tabletop_dataset(Path(out), episodes=4, families=("reach",), progress=False))
+
+
+def test_concurrent_runs_sharing_a_cache_build_each_dataset_once(tmp_path: Path):
+    """Two processes asking for the same dataset at once: one builds it, the other waits and reuses it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = tmp_path / "cache" / "ds"
+    with ctx.Manager() as manager:
+        start = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            results = [pool.apply_async(_generate_into, (str(out), start)) for _ in range(2)]
+            paths = [r.get(timeout=120) for r in results]
+    assert paths == [str(out)] * 2
+    assert is_complete(out)
+    ds = LeRobotDataset(out)
+    assert ds.num_episodes == 4
+    assert not (tmp_path / "cache" / ".ds.partial").exists()
+
+
 def _lerobot_style_dataset(root: Path, *, with_video: bool) -> dict:
     """A dataset laid out as LeRobot v0.6 writes it (schema from lerobot-interop.md section 3)."""
     rng = np.random.default_rng(0)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from vlakit.data.errors import DatasetError
 from vlakit.data.lerobot_format import (
@@ -131,8 +132,6 @@ def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "t
     A no-op when ``out`` already holds a dataset generated with the same arguments. Raises
     :class:`DatasetError` if ``out`` holds something else (unless ``overwrite``).
     """
-    from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
-
     if episodes < 1:
         raise DatasetError(f"--episodes must be >= 1, got {episodes}")
     out = Path(out)
@@ -140,6 +139,20 @@ def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "t
                            noise=noise, image_size=image_size)
     if is_complete(out, args):
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # two runs sharing a data cache must not build the same folder at once: the second waits, then
+    # finds the dataset complete
+    with FileLock(out.parent / f".{out.name}.lock"):
+        if is_complete(out, args):
+            return out
+        return _generate(out, args, overwrite=overwrite, progress=progress)
+
+
+def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: bool) -> Path:
+    from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
+
+    split, embodiment, families = args["split"], args["embodiment"], args["families"]
+    episodes, seed, noise, image_size = args["episodes"], args["seed"], args["noise"], args["image_size"]
     if out.exists() and not overwrite:
         raise DatasetError(f"{out} already exists and was not generated with these arguments; pass --overwrite "
                            "or choose another --out")
