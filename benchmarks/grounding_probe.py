@@ -29,6 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np
 import torch
 from rich.console import Console
+from rich.table import Table
 from torch import nn
 
 from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
@@ -37,7 +38,7 @@ from vlakit.nn.segments import Segment
 from vlakit.recipe.build import build_policy
 from vlakit.recipe.load import load_recipe
 from vlakit.training.vision_pretrain import pretrain_vision
-from vlakit.types import Observation
+from vlakit.types import Batch, Observation
 
 
 def first_frames(split: str, n: int, seed0: int) -> dict:
@@ -54,6 +55,8 @@ def first_frames(split: str, n: int, seed0: int) -> dict:
 
 
 class Probe(nn.Module):
+    """``vlm`` reader: a learned query token in the prefix (the VLM's weights), then a linear head."""
+
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
         self.policy = policy
@@ -63,14 +66,73 @@ class Probe(nn.Module):
 
     def forward(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         b = len(prompts)
-        dim = 8  # no state: the probe asks only where the named object is
-        obs = Observation(images={"overhead": images}, image_masks={}, state=torch.zeros(b, dim),
-                          state_mask=torch.zeros(b, dim, dtype=torch.bool), prompt=prompts)
-        segs = self.policy.prefix_segments(obs)
+        segs = self.policy.prefix_segments(observation(images, prompts))
         segs.append(Segment("query", self.query.expand(b, 1, -1), torch.ones(b, 1, dtype=torch.bool), expert=0,
                             attention="prefix"))
         hidden = self.policy.runner.run(segs).hidden["query"][:, 0]
-        return torch.sigmoid(self.head(hidden.float())) * 1.2 - 0.1  # table is [0, 1]^2
+        return to_table(self.head(hidden.float()))
+
+    def loss(self, images: torch.Tensor, prompts: list[str], targets: torch.Tensor) -> torch.Tensor:
+        return ((self(images, prompts) - targets) ** 2).sum(1).mean()
+
+
+class ExpertProbe(Probe):
+    """``expert`` reader: the flow head's action tokens (action expert weights) at t = 1 over a zero
+    chunk, averaged over the horizon, then a linear head -- the flow head's path, regressed directly."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        nn.Module.__init__(self)
+        self.policy = policy
+        self.flow = policy.heads["flow_matching"]
+        self.head = nn.Linear(policy.language.expert_widths[self.flow.expert_index], 2)
+
+    def forward(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        b = len(prompts)
+        segs = self.policy.prefix_segments(observation(images, prompts))
+        chunk = torch.zeros(b, self.flow.horizon, self.flow.action_dim)
+        suffix, cond = self.flow.suffix(chunk, torch.ones(b), None)
+        hidden = self.policy.runner.run(segs + suffix, conds={self.flow.expert_index: cond}).hidden["actions"]
+        return to_table(self.head(hidden.float().mean(1)))
+
+
+class FlowProbe(nn.Module):
+    """``flow`` reader: the policy's own flow-matching loss on a chunk that holds the object's position
+    (scaled to [-1, 1]) at every step; predictions are the first action of ``sample_actions``."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+        flow = policy.heads["flow_matching"]
+        self.horizon, self.action_dim = flow.horizon, flow.action_dim
+
+    def forward(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        chunk = self.policy.sample_actions(observation(images, prompts)).actions
+        return (chunk[:, 0, :2].float() + 1.0) / 2.0
+
+    def loss(self, images: torch.Tensor, prompts: list[str], targets: torch.Tensor) -> torch.Tensor:
+        b = len(prompts)
+        actions = torch.zeros(b, self.horizon, self.action_dim)
+        actions[:, :, :2] = (targets * 2.0 - 1.0)[:, None, :]
+        dim_mask = torch.zeros(b, self.action_dim, dtype=torch.bool)
+        dim_mask[:, :2] = True
+        batch = Batch(observation=observation(images, prompts), actions=actions,
+                      action_is_pad=torch.zeros(b, self.horizon, dtype=torch.bool), action_dim_mask=dim_mask,
+                      has_actions=torch.ones(b, dtype=torch.bool), target_text=[None] * b)
+        return self.policy.compute_loss(batch, losses={"flow_matching"})["flow_matching"]
+
+
+READERS = {"vlm": Probe, "expert": ExpertProbe, "flow": FlowProbe}
+
+
+def observation(images: torch.Tensor, prompts: list[str]) -> Observation:
+    b = len(prompts)
+    dim = 8  # no state: the probe asks only where the named object is
+    return Observation(images={"overhead": images}, image_masks={}, state=torch.zeros(b, dim),
+                       state_mask=torch.zeros(b, dim, dtype=torch.bool), prompt=prompts)
+
+
+def to_table(xy: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(xy) * 1.2 - 0.1  # the table is [0, 1]^2
 
 
 @torch.no_grad()
@@ -86,25 +148,29 @@ def measure(probe: Probe, data: dict) -> tuple[float, float]:
     return float(grounded), hit
 
 
-def run(recipe, *, pretrain: bool, steps: int, data: dict, console: Console) -> list[tuple[int, float, float]]:
-    torch.manual_seed(0)
+def run(recipe, *, pretrain: bool, reader: str, seed: int, steps: int, data: dict, console: Console,
+        pretrained: dict[int, dict]) -> list[tuple[int, float, float]]:
+    torch.manual_seed(seed)
     policy = build_policy(recipe)
-    if pretrain:
+    if pretrain and seed in pretrained:  # one vision pre-training per seed, shared by the readers
+        policy.vision.load_state_dict(pretrained[seed])
+    elif pretrain:
         report = pretrain_vision(policy.vision, recipe.train.vision_pretrain, console=console, progress=False,
                                  autocast=torch.autocast("cpu", dtype=torch.bfloat16))
         console.print(f"  vision pretrain: {report['wall_s']:.0f}s, held-out {report.get('held_out')}")
-    probe = Probe(policy)
-    params = [p for n, p in probe.named_parameters() if not n.startswith("policy.heads.")]
+        pretrained[seed] = {k: v.clone() for k, v in policy.vision.state_dict().items()}
+    probe = READERS[reader](policy)
+    params = list(probe.parameters())  # parameters the reader does not use get no gradient and stay put
     opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     curve, t0 = [], time.perf_counter()
     for step in range(1, steps + 1):
         for g in opt.param_groups:
             g["lr"] = 1e-3 * min(1.0, step / 100)
         idx = torch.randint(0, len(data["train"]["prompts"]), (32,), generator=gen)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            pred = probe(data["train"]["images"][idx], [data["train"]["prompts"][i] for i in idx])
-        loss = ((pred - data["train"]["targets"][idx]) ** 2).sum(1).mean()
+            loss = probe.loss(data["train"]["images"][idx], [data["train"]["prompts"][i] for i in idx],
+                              data["train"]["targets"][idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -122,24 +188,46 @@ def main() -> None:
     ap.add_argument("--recipe", default="pi05_tabletop")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--scenes", type=int, default=6000, help="training first frames")
+    ap.add_argument("--readers", default="vlm", help="comma-separated: vlm, expert, flow (see the module doc)")
+    ap.add_argument("--vision", choices=("both", "scratch", "pretrained"), default="both")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds: one run per reader and seed")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="recipe override, e.g. model.heads.flow_matching.time_beta=[5,1] (repeatable)")
     args = ap.parse_args()
+    readers = [r.strip() for r in args.readers.split(",") if r.strip()]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    unknown = sorted(set(readers) - set(READERS))
+    if unknown:
+        raise SystemExit(f"unknown reader(s) {unknown}; choose from {sorted(READERS)}")
     torch.set_num_threads(1)
     console = Console()
-    recipe = load_recipe(args.recipe, ["model.cameras=[overhead]"])
-    if recipe.train is None or recipe.train.vision_pretrain is None:
+    # overhead camera only; no subtask decoding before the flow reader's actions (nothing trains it)
+    recipe = load_recipe(args.recipe, ["model.cameras=[overhead]", "model.inference.predict_subtask=false",
+                                       *args.overrides])
+    if args.vision != "scratch" and (recipe.train is None or recipe.train.vision_pretrain is None):
         raise SystemExit(f"recipe {args.recipe} has no train.vision_pretrain to compare against")
     data = {"train": first_frames("train", args.scenes, 5_000_000), "eval_train": first_frames("train", 300, 6_000_000),
             "eval_unseen": first_frames("unseen", 300, 6_000_000)}
-    results = {}
-    for pretrain in (False, True):
-        console.print(f"[bold]{args.recipe}: vision {'pre-trained' if pretrain else 'from scratch'}[/]")
-        results[pretrain] = run(recipe, pretrain=pretrain, steps=args.steps, data=data, console=console)
+    pretrains = {"both": (False, True), "scratch": (False,), "pretrained": (True,)}[args.vision]
+    rows, pretrained = [], {}
+    for pretrain in pretrains:
+        for reader in readers:
+            for seed in seeds:
+                console.print(f"[bold]{args.recipe}: vision {'pre-trained' if pretrain else 'from scratch'}, "
+                              f"reader {reader}, seed {seed}[/]")
+                curve = run(recipe, pretrain=pretrain, reader=reader, seed=seed, steps=args.steps, data=data,
+                            console=console, pretrained=pretrained)
+                rows.append(("pre-trained" if pretrain else "scratch", reader, seed, curve))
 
     def first(curve: list, level: float = 0.7) -> str:
         return next((str(s) for s, _g, u in curve if u >= level), f"> {args.steps}")
 
-    console.print(f"steps until unseen grounded >= 0.70: from scratch {first(results[False])}, "
-                  f"pre-trained {first(results[True])}")
+    table = Table(title="named object grounded on unseen scenes (chance ~0.35)")
+    for col in ("vision", "reader", "seed", *(f"step {s}" for s, _g, _u in rows[0][3]), "steps to >= 0.70"):
+        table.add_column(col, justify="right")
+    for vision, reader, seed, curve in rows:
+        table.add_row(vision, reader, str(seed), *(f"{u:.2f}" for _s, _g, u in curve), first(curve))
+    console.print(table)
 
 
 if __name__ == "__main__":
