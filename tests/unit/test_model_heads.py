@@ -14,9 +14,9 @@ from vlakit.nn.decoding import greedy_decode
 from vlakit.registry import ACTION_HEADS
 
 
-def flow_head(loss_mask: str = "masked", time_conditioning: str = "adarms"):
+def flow_head(loss_mask: str = "masked", time_conditioning: str = "adarms", **options):
     cfg = ACTION_HEADS.config_class("flow_matching")(expert="tiny_expert", loss_mask=loss_mask,
-                                                      time_conditioning={"type": time_conditioning})
+                                                      time_conditioning={"type": time_conditioning}, **options)
     ctx = HeadContext(horizon=4, action_dim=3, vocab_size=10, backbone_width=8, expert_index=1, expert_width=8,
                       text_tokenizer=None, action_tokenizer=None)
     torch.manual_seed(0)
@@ -36,6 +36,29 @@ def test_time_distribution_is_scaled_beta():
     assert t.min() >= 0.001 and t.max() <= 1.0
     assert abs(float(t.mean()) - (0.6 * 0.999 + 0.001)) < 0.01  # Beta(1.5, 1) has mean 0.6
     assert float((t < 0.5).float().mean()) == pytest.approx(0.5 ** 1.5, abs=0.01)  # CDF t^1.5
+
+
+def test_time_beta_sets_the_training_time_distribution():
+    torch.manual_seed(0)
+    t = sample_time(20000, time_beta=(5.0, 1.0))
+    assert float((t < 0.9).float().mean()) == pytest.approx(0.9 ** 5, abs=0.01)  # CDF t^5 (openpi's: t^1.5)
+    cfg = ACTION_HEADS.config_class("flow_matching")
+    assert cfg().time_beta == (1.5, 1.0)  # openpi
+    with pytest.raises(ValueError, match="time_beta"):
+        cfg(time_beta=(0.0, 1.0))
+
+
+def test_flow_head_draws_times_from_its_time_beta():
+    head = flow_head(time_beta=[20, 1])  # nearly all mass near t = 1: x_t is almost pure noise
+    inputs = training_inputs(b=64)
+    torch.manual_seed(5)
+    prepared = head.prepare(inputs)
+    torch.manual_seed(5)
+    noise = torch.randn_like(inputs.batch.actions)
+    t = sample_time(64, time_beta=(20.0, 1.0))
+    x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * inputs.batch.actions
+    assert torch.allclose(prepared.segments[-1].embeds, head.action_in_proj(x_t), atol=1e-6)
+    assert float(t.mean()) > 0.9
 
 
 def test_flow_training_uses_noise_at_t_one_convention():
