@@ -127,6 +127,25 @@ def test_euler_sampling_integrates_from_noise_at_t1_to_t0():
         head.sample(inputs, noise=torch.zeros(2, 5, 3))
 
 
+def test_action_prediction_regresses_the_actions_and_samples_to_the_prediction():
+    head = flow_head(time_conditioning="concat_mlp", prediction="actions")
+    inputs = training_inputs()
+    assert torch.equal(head.prepare(inputs).aux["target"], inputs.batch.actions.float())
+    assert flow_head().prepare(inputs).aux["target"].ne(inputs.batch.actions).any()  # velocity: noise - a
+    predicted = torch.tensor([0.5, -1.0, 2.0])
+    with torch.no_grad():
+        head.action_out_proj.bias.copy_(predicted)  # zero hidden -> the expert predicts these actions
+    runner = _RecordingRunner(head)
+    inputs = InferenceInputs(runner=runner, context=None, state_tokens=None, batch_size=2, start_token=1,
+                             eos_token=2, embed_tokens=None, logits=None)
+    for steps in (1, 7):
+        # velocity (x_t - a) / t: each Euler step moves x straight towards a and the last lands on it
+        chunk = head.sample(inputs, noise=torch.randn(2, 4, 3), num_steps=steps)
+        assert torch.allclose(chunk.actions, predicted.expand(2, 4, 3), atol=1e-5)
+    with pytest.raises(ValueError, match="prediction"):
+        flow_head(prediction="noise")
+
+
 def test_fast_code_map_is_its_own_inverse_and_vocab_checks_name_the_conflict():
     cfg = ACTION_HEADS.config_class("fast_autoregressive")(reserved_tail=128)
     assert cfg.action_id_range(vocab_size=257_152, action_vocab_size=2048) == (254_976, 257_023)

@@ -1,7 +1,8 @@
 """``flow_matching``: the action expert denoises an action chunk (reference §3).
 
 Convention (openpi): t = 1 is noise, t = 0 is data. Training draws ``t ~ 0.999 Beta(a, b) + 0.001``
-per sample (openpi: a = 1.5, b = 1, the ``time_beta`` default), feeds ``x_t = t noise + (1 - t) a`` and regresses the velocity ``noise - a``. Inference
+per sample (openpi: a = 1.5, b = 1, the ``time_beta`` default), feeds ``x_t = t noise + (1 - t) a``
+and regresses the velocity ``noise - a`` (or, with ``prediction: actions``, ``a`` itself). Inference
 runs Euler steps from t = 1 to 0 (``dt = -1 / steps``) with only the action expert over the cached
 prefix.
 
@@ -46,6 +47,10 @@ class FlowMatchingConfig(ComponentConfig):
             come from the observation: at lower t the noisy chunk itself gives most of it away
             (smooth chunks average the noise out over the horizon). A larger ``a`` spends more of
             the training there.
+        prediction: what the expert's output is. ``velocity`` (openpi) regresses ``noise - a``: near
+            t = 1 the expert must carry the noise from its input to its output besides working out the
+            action. ``actions`` regresses ``a`` itself (x-prediction) with the same Euler sampler,
+            taking the velocity as ``(x_t - a_pred) / t``.
     """
 
     type: Literal["flow_matching"] = "flow_matching"
@@ -56,6 +61,7 @@ class FlowMatchingConfig(ComponentConfig):
     loss_mask: Literal["masked", "openpi_unmasked"] = "masked"
     noise_samples: int = Field(1, ge=1)
     time_beta: tuple[float, float] = (1.5, 1.0)
+    prediction: Literal["velocity", "actions"] = "velocity"
 
     @field_validator("time_beta")
     @classmethod
@@ -74,7 +80,7 @@ class FlowMatchingConfig(ComponentConfig):
             action_in_proj=nn.Linear(dim, width), action_out_proj=nn.Linear(width, dim),
             time_conditioning=self.time_conditioning.build(width=width), expert_index=context.expert_index,
             horizon=context.horizon, steps=self.steps, loss_mask=self.loss_mask, noise_samples=self.noise_samples,
-            time_beta=self.time_beta)
+            time_beta=self.time_beta, prediction=self.prediction)
 
 
 def sample_time(batch_size: int, *, device: torch.device | str = "cpu",
@@ -94,7 +100,8 @@ class FlowMatchingHead(ActionHead):
     def __init__(self, *, action_in_proj: nn.Linear, action_out_proj: nn.Linear, time_conditioning: TimeConditioning,
                  expert_index: int, horizon: int, steps: int = 10,
                  loss_mask: Literal["masked", "openpi_unmasked"] = "masked", noise_samples: int = 1,
-                 time_beta: tuple[float, float] = (1.5, 1.0)) -> None:
+                 time_beta: tuple[float, float] = (1.5, 1.0),
+                 prediction: Literal["velocity", "actions"] = "velocity") -> None:
         super().__init__()
         if noise_samples < 1:
             raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
@@ -109,6 +116,9 @@ class FlowMatchingHead(ActionHead):
         self.loss_mask = loss_mask
         self.samples_per_observation = noise_samples
         self.time_beta = (float(time_beta[0]), float(time_beta[1]))
+        if prediction not in ("velocity", "actions"):
+            raise ValueError(f"prediction must be 'velocity' or 'actions', got {prediction!r}")
+        self.prediction = prediction
 
     @property
     def action_dim(self) -> int:
@@ -139,7 +149,8 @@ class FlowMatchingHead(ActionHead):
         x_t = time[:, None, None] * noise + (1.0 - time[:, None, None]) * actions
         segs, cond = self.suffix(x_t, time, inputs.state_tokens)
         conds = {self.expert_index: cond} if cond is not None else {}
-        return HeadPass(segments=segs, conds=conds, aux={"target": noise - actions})
+        target = noise - actions if self.prediction == "velocity" else actions
+        return HeadPass(segments=segs, conds=conds, aux={"target": target})
 
     def loss(self, *, inputs: TrainingInputs, prepared: HeadPass, hidden: dict[str, Tensor],
              logits: Any = None) -> Tensor:
@@ -172,5 +183,7 @@ class FlowMatchingHead(ActionHead):
             segs, cond = self.suffix(x, time, inputs.state_tokens)
             hidden = inputs.runner.run(segs, context=inputs.context,
                                        conds={self.expert_index: cond}).hidden["actions"]
-            x = x + dt * self.action_out_proj(hidden).float()
+            out = self.action_out_proj(hidden).float()
+            velocity = out if self.prediction == "velocity" else (x - out) / time[:, None, None]
+            x = x + dt * velocity
         return ActionChunk(actions=x, valid=torch.ones(b, dtype=torch.bool, device=device), errors=[None] * b)
