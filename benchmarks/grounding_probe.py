@@ -1,17 +1,28 @@
 """Grounding probe: how fast does a recipe's backbone learn *which* object an instruction names?
 
     .venv/bin/python benchmarks/grounding_probe.py [--recipe pi05_tabletop] [--steps 2000] [--scenes 6000]
+        [--readers vlm,expert,flow] [--vision both|scratch|pretrained] [--seeds 0,1,2] [--set KEY=VALUE]
 
-One learned query token joins the prefix (overhead image + "reach the X" prompt) and a linear head
-regresses the named object's table position from its output; vision and language train with it
-(AdamW, lr 1e-3, batch 32, bf16 autocast, one thread). Every 250 steps it prints, on 300 fresh
-``train`` and 300 ``unseen`` first frames, how often the object nearest the prediction is the named
-one ("grounded"; chance is about 35 % with 2-4 objects) and how often the prediction lands within
-the reach tolerance ("hit").
+The model sees the overhead image and a "reach the X" prompt (no state) and must output the named
+object's table position. Vision and language train with it (AdamW, lr 1e-3, batch 32, bf16
+autocast, one thread). Every 250 steps it prints, on 300 fresh ``train`` and 300 ``unseen`` first
+frames, how often the object nearest the prediction is the named one ("grounded"; chance is about
+35 % with 2-4 objects) and how often the prediction lands within the reach tolerance ("hit").
 
-It runs twice in one process -- the vision encoder from scratch, then after the recipe's
-``train.vision_pretrain`` -- so the two curves are directly comparable. This is the measurement
-behind the tabletop recipes' vision pre-training (README: Results).
+Readers -- what turns the backbone into a position:
+
+- ``vlm``: a learned query token joins the prefix (the VLM's weights); a linear head regresses it.
+- ``expert``: the flow head's action tokens (the action expert's weights, t = 1, zero chunk), averaged
+  over the horizon; a linear head regresses them. The flow head's path, trained by plain regression.
+- ``flow``: the policy's own flow-matching loss (``compute_loss``, so ``noise_samples``,
+  ``time_beta`` and ``prediction`` apply) on a chunk holding the position at every step; the
+  prediction is the first action of ``sample_actions`` (Euler steps from noise).
+
+``--vision both`` runs every reader with the vision encoder from scratch, then after the recipe's
+``train.vision_pretrain`` (one pre-training per seed, shared by the readers). The summary table
+gives the grounded rate on unseen scenes at each check and the first step at which it reaches 0.70.
+These measurements are behind the tabletop recipes' vision pre-training and the flow head study
+(README: Results).
 """
 
 from __future__ import annotations
