@@ -211,7 +211,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown reader(s) {unknown}; choose from {sorted(READERS)}")
     torch.set_num_threads(1)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # a log file gets the full table
     # overhead camera only; no subtask decoding before the flow reader's actions (nothing trains it)
     recipe = load_recipe(args.recipe, ["model.cameras=[overhead]", "model.inference.predict_subtask=false",
                                        *args.overrides])
