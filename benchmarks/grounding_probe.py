@@ -160,7 +160,7 @@ def measure(probe: Probe, data: dict) -> tuple[float, float]:
 
 
 def run(recipe, *, pretrain: bool, reader: str, seed: int, steps: int, data: dict, console: Console,
-        pretrained: dict[int, dict]) -> list[tuple[int, float, float]]:
+        pretrained: dict[int, dict], check_every: int = 250) -> list[tuple[int, float, float]]:
     torch.manual_seed(seed)
     policy = build_policy(recipe)
     if pretrain and seed in pretrained:  # one vision pre-training per seed, shared by the readers
@@ -186,7 +186,7 @@ def run(recipe, *, pretrain: bool, reader: str, seed: int, steps: int, data: dic
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 250 == 0:
+        if step % check_every == 0:
             (g_tr, h_tr), (g_un, h_un) = measure(probe, data["eval_train"]), measure(probe, data["eval_unseen"])
             curve.append((step, g_tr, g_un))
             console.print(f"  step {step:5d}  loss {loss.item():.4f}  grounded train {g_tr:.2f} unseen {g_un:.2f}  "
@@ -194,17 +194,19 @@ def run(recipe, *, pretrain: bool, reader: str, seed: int, steps: int, data: dic
     return curve
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default="pi05_tabletop")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--scenes", type=int, default=6000, help="training first frames")
+    ap.add_argument("--eval-scenes", type=int, default=300, help="held-out first frames per split")
+    ap.add_argument("--check-every", type=int, default=250, help="steps between measurements")
     ap.add_argument("--readers", default="vlm", help="comma-separated: vlm, expert, flow (see the module doc)")
     ap.add_argument("--vision", choices=("both", "scratch", "pretrained"), default="both")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds: one run per reader and seed")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="recipe override, e.g. model.heads.flow_matching.time_beta=[5,1] (repeatable)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     readers = [r.strip() for r in args.readers.split(",") if r.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     unknown = sorted(set(readers) - set(READERS))
@@ -217,8 +219,9 @@ def main() -> None:
                                        *args.overrides])
     if args.vision != "scratch" and (recipe.train is None or recipe.train.vision_pretrain is None):
         raise SystemExit(f"recipe {args.recipe} has no train.vision_pretrain to compare against")
-    data = {"train": first_frames("train", args.scenes, 5_000_000), "eval_train": first_frames("train", 300, 6_000_000),
-            "eval_unseen": first_frames("unseen", 300, 6_000_000)}
+    data = {"train": first_frames("train", args.scenes, 5_000_000),
+            "eval_train": first_frames("train", args.eval_scenes, 6_000_000),
+            "eval_unseen": first_frames("unseen", args.eval_scenes, 6_000_000)}
     pretrains = {"both": (False, True), "scratch": (False,), "pretrained": (True,)}[args.vision]
     rows, pretrained = [], {}
     for pretrain in pretrains:
@@ -227,7 +230,7 @@ def main() -> None:
                 console.print(f"[bold]{args.recipe}: vision {'pre-trained' if pretrain else 'from scratch'}, "
                               f"reader {reader}, seed {seed}[/]")
                 curve = run(recipe, pretrain=pretrain, reader=reader, seed=seed, steps=args.steps, data=data,
-                            console=console, pretrained=pretrained)
+                            console=console, pretrained=pretrained, check_every=args.check_every)
                 rows.append(("pre-trained" if pretrain else "scratch", reader, seed, curve))
 
     def first(curve: list, level: float = 0.7) -> str:

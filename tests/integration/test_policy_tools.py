@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -22,6 +23,7 @@ from vlakit.serving.server import PolicyServer
 from vlakit.training.run import train_recipe
 
 HERE = Path(__file__).resolve().parent
+BENCHMARKS = HERE.parents[1] / "benchmarks"
 STUDY = HERE.parent / "recipes" / "study_tiny.yaml"
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
@@ -109,3 +111,36 @@ def test_ablate_trains_and_compares_variants(tmp_path: Path) -> None:
     for v in summary["variants"]:
         assert 0.0 <= v["splits"]["train"]["success"] <= 1.0
     assert (tmp_path / "study" / "ablation.md").is_file()
+
+
+def _benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` by path (the folder's tokenizers.py would shadow the package)."""
+    spec = importlib.util.spec_from_file_location(f"vlakit_benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table_rows(output: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
+
+
+def test_first_actions_benchmark_scores_every_split_and_family(policy_dir: Path, capsys) -> None:
+    assert _benchmark("first_actions").main([str(policy_dir), "--episodes", "2", "--samples", "2",
+                                              "--families", "reach,push"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[:2] for r in rows] == [["train", "reach"], ["train", "push"], ["unseen", "reach"], ["unseen", "push"]]
+    for row in rows:
+        assert -1.0 <= float(row[2]) <= 1.0 and -1.0 <= float(row[3]) <= 1.0 and 0.0 <= float(row[4]) <= 1.0
+
+
+def test_grounding_probe_trains_every_reader(tmp_path: Path, capsys) -> None:
+    _benchmark("grounding_probe").main(["--recipe", "pi05_tabletop_tiny", "--steps", "4", "--check-every", "2",
+                                        "--scenes", "16", "--eval-scenes", "8", "--vision", "both",
+                                        "--readers", "vlm,expert,flow", "--seeds", "0,1"])
+    out = capsys.readouterr().out
+    rows = _table_rows(out)
+    assert [r[:3] for r in rows] == [[vision, reader, seed] for vision in ("scratch", "pre-trained")
+                                     for reader in ("vlm", "expert", "flow") for seed in ("0", "1")]
+    assert all(0.0 <= float(x) <= 1.0 for r in rows for x in r[3:5])  # grounded on unseen at steps 2 and 4
+    assert out.count("held-out") == 2  # one vision pre-training per seed, shared by the readers

@@ -1,0 +1,95 @@
+"""First actions: on fresh scenes, does a trained policy head where the scripted expert heads?
+
+    .venv/bin/python benchmarks/first_actions.py runs/pi05_tabletop/policy [--episodes 40] [--samples 8]
+        [--families reach,pick_place] [--splits train,unseen] [--seed 1000]
+
+For each split and task family, ``--episodes`` episodes of the policy's evaluation env are reset
+(seeds ``--seed`` onwards) and the policy acts ``--samples`` times on the first frame, as deployed
+(subtask decoding included when the recipe predicts one). Printed per row:
+
+* **cos sampled**: the mean cosine between a sampled first action's motion (the action dims before
+  the last, the gripper command) and the scripted expert's;
+* **cos of mean**: the same for the mean of the samples (what the policy "means" on average);
+* **sampled > 0.9**: the share of samples within about 25 degrees of the expert's direction;
+* **subtask right**: the share of first frames whose greedily decoded subtask equals the env's label
+  (``-`` when the recipe does not predict one).
+
+A first frame is the state every episode starts from, so a low cosine here is a fitting problem and
+not drift into states the demonstrations never showed. Needs an env with ``expert_action()`` and
+``subtask()`` (the tabletop world). The measurement behind README: Results, "The flow objective is
+the slow learner".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# run as a script, this folder is sys.path[0], where the sibling tokenizers.py would shadow the package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from vlakit.evaluation.evaluator import make_env
+from vlakit.policy_io import load_policy
+
+
+def cosine(u: np.ndarray, v: np.ndarray) -> float:
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-9))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("policy", type=Path, help="policy folder (runs/<recipe>/policy)")
+    parser.add_argument("--episodes", type=int, default=40, help="first frames per split and family")
+    parser.add_argument("--samples", type=int, default=8, help="action chunks sampled per first frame")
+    parser.add_argument("--families", default=None, help="comma-separated (default: the eval env's families)")
+    parser.add_argument("--splits", default=None, help="comma-separated (default: the recipe's eval.splits)")
+    parser.add_argument("--seed", type=int, default=1000, help="first episode seed")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    console = Console(width=None if sys.stdout.isatty() else 140)
+
+    loaded = load_policy(args.policy, backend="cpu")
+    recipe = loaded.recipe
+    spec = recipe.eval.env
+    families = args.families.split(",") if args.families else list(getattr(spec, "families", []))
+    splits = args.splits.split(",") if args.splits else list(recipe.eval.splits)
+    if not families:
+        raise SystemExit(f"env {spec.type!r} has no task families; pass --families")
+    table = Table(title=f"{recipe.name}: first action against the scripted expert's ({args.episodes} first frames "
+                        f"x {args.samples} samples)")
+    for col in ("split", "family", "cos sampled", "cos of mean", "sampled > 0.9", "subtask right"):
+        table.add_column(col, justify="right")
+    for split in splits:
+        for family in families:
+            env = make_env(type(spec).model_validate({**spec.model_dump(), "families": [family]}), split=split)
+            if not hasattr(env, "expert_action"):
+                raise SystemExit(f"env {spec.type!r} has no scripted expert (expert_action)")
+            sampled, of_mean, close, subtask_right = [], [], [], []
+            for k in range(args.episodes):
+                obs = env.reset(seed=args.seed + k)
+                expert = np.asarray(env.expert_action())[:-1]
+                result = loaded.infer_batch([obs] * args.samples, robot_type=getattr(env, "robot_type", None))
+                first = np.asarray(result.actions)[:, 0, :-1]
+                cos = [cosine(a, expert) for a in first]
+                sampled.append(np.mean(cos))
+                close.append(np.mean(np.array(cos) > 0.9))
+                of_mean.append(cosine(first.mean(0), expert))
+                if result.subtask is not None:
+                    subtask_right.append(result.subtask[0] == env.subtask())
+            table.add_row(split, family, f"{np.mean(sampled):.2f}", f"{np.mean(of_mean):.2f}",
+                          f"{np.mean(close):.2f}", f"{np.mean(subtask_right):.2f}" if subtask_right else "-")
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
