@@ -62,9 +62,11 @@ def test_prepare_is_cached_and_sources_share_one_dataset(cache):
     assert all(s.is_prepared() for s in srcs.values())
     # robot, sub and verbal have the same generation fields -> one folder
     assert srcs["robot"].root == srcs["verbal"].root == srcs["sub"].root
-    assert len(list(cache.iterdir())) == 2  # gripper + arm datasets
+    datasets = sorted(p.name for p in cache.iterdir() if not p.name.startswith("."))  # not the .lock files
+    assert len(datasets) == 2  # gripper + arm datasets
     prepare_sources(spec, progress=False)
-    assert len(list(cache.iterdir())) == 2
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == datasets
+    assert not any(p.name.endswith(".partial") for p in cache.iterdir())
 
 
 def test_norm_stats_are_exact_per_robot_type(cache, stats):

@@ -3,7 +3,8 @@
 Resumable and atomic: episodes are first written one file each into ``.<name>.partial/`` next to
 the output (a rerun with the same arguments skips the finished ones), then assembled into the
 LeRobot layout and renamed into place in one step. A killed run therefore never leaves a folder
-that looks like a complete dataset.
+that looks like a complete dataset. Runs that share a data cache take a lock file (``.<name>.lock``, left in
+place) around the build, so one builds each dataset and the others wait and reuse it.
 
 Episode ``i`` uses env seed ``1_000_000 * (seed + 1) + i`` (disjoint from evaluation seeds) and the
 family ``families[i % len(families)]``. Failed demonstrations (possible with action noise) are
