@@ -51,6 +51,10 @@ class FlowMatchingConfig(ComponentConfig):
             t = 1 the expert must carry the noise from its input to its output besides working out the
             action. ``actions`` regresses ``a`` itself (x-prediction) with the same Euler sampler,
             taking the velocity as ``(x_t - a_pred) / t``.
+        noise_correlation: ρ in [0, 1): each action dim's noise is ρ times one draw shared by the
+            whole chunk plus sqrt(1 - ρ²) times a draw per step, so every value is still N(0, 1) but
+            averaging the noisy chunk over its steps no longer cancels the noise. 0 is openpi
+            (independent noise), in training and in sampling alike.
     """
 
     type: Literal["flow_matching"] = "flow_matching"
@@ -62,6 +66,7 @@ class FlowMatchingConfig(ComponentConfig):
     noise_samples: int = Field(1, ge=1)
     time_beta: tuple[float, float] = (1.5, 1.0)
     prediction: Literal["velocity", "actions"] = "velocity"
+    noise_correlation: float = Field(0.0, ge=0.0, lt=1.0)
 
     @field_validator("time_beta")
     @classmethod
@@ -80,7 +85,7 @@ class FlowMatchingConfig(ComponentConfig):
             action_in_proj=nn.Linear(dim, width), action_out_proj=nn.Linear(width, dim),
             time_conditioning=self.time_conditioning.build(width=width), expert_index=context.expert_index,
             horizon=context.horizon, steps=self.steps, loss_mask=self.loss_mask, noise_samples=self.noise_samples,
-            time_beta=self.time_beta, prediction=self.prediction)
+            time_beta=self.time_beta, prediction=self.prediction, noise_correlation=self.noise_correlation)
 
 
 def sample_time(batch_size: int, *, device: torch.device | str = "cpu",
@@ -101,7 +106,7 @@ class FlowMatchingHead(ActionHead):
                  expert_index: int, horizon: int, steps: int = 10,
                  loss_mask: Literal["masked", "openpi_unmasked"] = "masked", noise_samples: int = 1,
                  time_beta: tuple[float, float] = (1.5, 1.0),
-                 prediction: Literal["velocity", "actions"] = "velocity") -> None:
+                 prediction: Literal["velocity", "actions"] = "velocity", noise_correlation: float = 0.0) -> None:
         super().__init__()
         if noise_samples < 1:
             raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
@@ -119,6 +124,18 @@ class FlowMatchingHead(ActionHead):
         if prediction not in ("velocity", "actions"):
             raise ValueError(f"prediction must be 'velocity' or 'actions', got {prediction!r}")
         self.prediction = prediction
+        if not 0.0 <= noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
+        self.noise_correlation = float(noise_correlation)
+
+    def noise(self, shape: tuple[int, ...], *, device: torch.device | str) -> Tensor:
+        """Standard normal ``[B, H, A]``, correlated along H by ``noise_correlation``."""
+        noise = torch.randn(shape, device=device)
+        if self.noise_correlation > 0:
+            rho = self.noise_correlation
+            shared = torch.randn(shape[0], 1, shape[2], device=device)
+            noise = rho * shared + (1.0 - rho**2) ** 0.5 * noise
+        return noise
 
     @property
     def action_dim(self) -> int:
@@ -144,7 +161,7 @@ class FlowMatchingHead(ActionHead):
             raise ValueError(f"batch actions are {tuple(actions.shape)}, the flow head expects "
                              f"[B, {self.horizon}, {self.action_dim}] (horizon, max_action_dim)")
         actions = actions.float()
-        noise = torch.randn_like(actions)
+        noise = self.noise(tuple(actions.shape), device=actions.device)
         time = sample_time(actions.shape[0], device=actions.device, time_beta=self.time_beta)
         x_t = time[:, None, None] * noise + (1.0 - time[:, None, None]) * actions
         segs, cond = self.suffix(x_t, time, inputs.state_tokens)
@@ -173,7 +190,7 @@ class FlowMatchingHead(ActionHead):
         device = self.action_in_proj.weight.device
         shape = (b, self.horizon, self.action_dim)
         if noise is None:
-            noise = torch.randn(shape, device=device)
+            noise = self.noise(shape, device=device)
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must be [B, H, A] = {list(shape)}, got {list(noise.shape)}")
         x = noise.to(device=device, dtype=torch.float32)
