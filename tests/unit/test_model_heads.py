@@ -146,6 +146,32 @@ def test_action_prediction_regresses_the_actions_and_samples_to_the_prediction()
         flow_head(prediction="noise")
 
 
+def test_noise_correlation_shares_noise_along_the_chunk_in_training_and_sampling():
+    head = flow_head(noise_correlation=0.8)
+    torch.manual_seed(0)
+    noise = head.noise((4000, 4, 3), device="cpu")
+    assert float(noise.std()) == pytest.approx(1.0, abs=0.02)  # still standard normal per value
+    steps = noise.permute(1, 0, 2).reshape(4, -1)
+    corr = torch.corrcoef(steps)[~torch.eye(4, dtype=torch.bool)]
+    assert torch.allclose(corr, torch.full_like(corr, 0.8 ** 2), atol=0.03)  # rho^2 between two steps
+    plain = flow_head()
+    torch.manual_seed(1)
+    independent = plain.noise((2, 4, 3), device="cpu")
+    torch.manual_seed(1)
+    assert torch.equal(independent, torch.randn(2, 4, 3))  # 0: openpi's draw, same random stream
+
+    calls = []
+    real = head.noise
+    head.noise = lambda shape, device: calls.append(shape) or real(shape, device=device)
+    head.prepare(training_inputs())
+    runner = _RecordingRunner(head)
+    head.sample(InferenceInputs(runner=runner, context=None, state_tokens=None, batch_size=2, start_token=1,
+                                eos_token=2, embed_tokens=None, logits=None), num_steps=2)
+    assert calls == [(2, 4, 3), (2, 4, 3)]
+    with pytest.raises(ValueError, match="noise_correlation"):
+        flow_head(noise_correlation=1.0)
+
+
 def test_fast_code_map_is_its_own_inverse_and_vocab_checks_name_the_conflict():
     cfg = ACTION_HEADS.config_class("fast_autoregressive")(reserved_tail=128)
     assert cfg.action_id_range(vocab_size=257_152, action_vocab_size=2048) == (254_976, 257_023)
