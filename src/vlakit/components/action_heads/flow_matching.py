@@ -44,7 +44,7 @@ class FlowMatchingConfig(ComponentConfig):
             variance of the flow loss for little more than the expert's cost.
         time_beta: ``[a, b]`` of the training time distribution ``t ~ 0.999 Beta(a, b) + 0.001``.
             openpi's ``[1.5, 1]`` puts 15 % of the draws at t > 0.9. Only near t = 1 must the action
-            come from the observation: at lower t the noisy chunk itself gives most of it away
+            come from the observation: at lower t the noisy chunk itself carries part of it
             (smooth chunks average the noise out over the horizon). A larger ``a`` spends more of
             the training there.
         prediction: what the expert's output is. ``velocity`` (openpi) regresses ``noise - a``: near
