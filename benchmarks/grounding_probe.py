@@ -5,9 +5,10 @@
 
 The model sees the overhead image and a "reach the X" prompt (no state) and must output the named
 object's table position. Vision and language train with it (AdamW, lr 1e-3, batch 32, bf16
-autocast, one thread). Every 250 steps it prints, on 300 fresh ``train`` and 300 ``unseen`` first
-frames, how often the object nearest the prediction is the named one ("grounded"; chance is about
-35 % with 2-4 objects) and how often the prediction lands within the reach tolerance ("hit").
+autocast, one thread). Every 250 steps (``--check-every``) it prints, on 300 (``--eval-scenes``)
+fresh ``train`` and as many ``unseen`` first frames, how often the object nearest the prediction is
+the named one ("grounded"; chance is about 35 % with 2-4 objects) and how often the prediction lands
+within the reach tolerance ("hit").
 
 Readers -- what turns the backbone into a position:
 
@@ -15,7 +16,7 @@ Readers -- what turns the backbone into a position:
 - ``expert``: the flow head's action tokens (the action expert's weights, t = 1, zero chunk), averaged
   over the horizon; a linear head regresses them. The flow head's path, trained by plain regression.
 - ``flow``: the policy's own flow-matching loss (``compute_loss``, so ``noise_samples``,
-  ``time_beta`` and ``prediction`` apply) on a chunk holding the position at every step; the
+  ``time_beta``, ``prediction`` and ``noise_correlation`` apply) on a chunk holding the position at every step; the
   prediction is the first action of ``sample_actions`` (Euler steps from noise).
 
 ``--vision both`` runs every reader with the vision encoder from scratch, then after the recipe's
@@ -65,7 +66,14 @@ def first_frames(split: str, n: int, seed0: int) -> dict:
             "targets": torch.tensor(np.array(targets), dtype=torch.float32), "objects": objects}
 
 
-class Probe(nn.Module):
+class _Regressor(nn.Module):
+    """A reader whose forward returns table positions, trained by squared error on them."""
+
+    def loss(self, images: torch.Tensor, prompts: list[str], targets: torch.Tensor) -> torch.Tensor:
+        return ((self(images, prompts) - targets) ** 2).sum(1).mean()
+
+
+class Probe(_Regressor):
     """``vlm`` reader: a learned query token in the prefix (the VLM's weights), then a linear head."""
 
     def __init__(self, policy: nn.Module) -> None:
@@ -83,16 +91,13 @@ class Probe(nn.Module):
         hidden = self.policy.runner.run(segs).hidden["query"][:, 0]
         return to_table(self.head(hidden.float()))
 
-    def loss(self, images: torch.Tensor, prompts: list[str], targets: torch.Tensor) -> torch.Tensor:
-        return ((self(images, prompts) - targets) ** 2).sum(1).mean()
 
-
-class ExpertProbe(Probe):
+class ExpertProbe(_Regressor):
     """``expert`` reader: the flow head's action tokens (action expert weights) at t = 1 over a zero
     chunk, averaged over the horizon, then a linear head -- the flow head's path, regressed directly."""
 
     def __init__(self, policy: nn.Module) -> None:
-        nn.Module.__init__(self)
+        super().__init__()
         self.policy = policy
         self.flow = policy.heads["flow_matching"]
         self.head = nn.Linear(policy.language.expert_widths[self.flow.expert_index], 2)
@@ -147,7 +152,7 @@ def to_table(xy: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def measure(probe: Probe, data: dict) -> tuple[float, float]:
+def measure(probe: nn.Module, data: dict) -> tuple[float, float]:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         pred = torch.cat([probe(data["images"][i:i + 100], data["prompts"][i:i + 100])
                           for i in range(0, len(data["prompts"]), 100)]).float()
