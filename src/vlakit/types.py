@@ -75,6 +75,9 @@ class Batch:
             (next subtask for robot/high-level samples, answer for VQA samples).
         source: B data-source names (reported when a loss goes non-finite).
         raw_actions: optional float32 ``[B, H, A]`` unnormalised actions (diagnostics only).
+        subtask_point: optional float32 ``[B, P]``: where the current subtask happens (tabletop:
+            object x, y and zone x, y on the unit table), NaN where a sample has no such point. Read
+            by auxiliary losses (``flow_matching.point_weight``).
     """
 
     observation: Observation
@@ -85,6 +88,7 @@ class Batch:
     target_text: list[str | None]
     source: list[str] = field(default_factory=list)
     raw_actions: torch.Tensor | None = None
+    subtask_point: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

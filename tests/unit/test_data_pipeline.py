@@ -126,6 +126,24 @@ def test_batch_contents_padding_and_masks(cache, stats):
     assert b.observation.state.abs().max() <= 1
 
 
+def test_robot_samples_carry_their_subtask_point_and_others_nan(cache, stats):
+    from vlakit.envs.tabletop.tasks import NO_POINT
+
+    robot = build_sources(_spec(cache), horizon=MODEL.horizon)["robot"]
+    raw = robot.ds.array("subtask.point")
+    for i in range(len(robot)):
+        expected = np.where(raw[i] == NO_POINT, np.nan, raw[i])
+        np.testing.assert_array_equal(robot[i]["subtask_point"], expected.astype(np.float32))
+    assert (raw == NO_POINT).any() and (raw != NO_POINT).any()  # both kinds are exercised
+    b = next(build_train_loader(_spec(cache), model_spec=MODEL, norm_stats=stats, seed=0))
+    assert b.subtask_point.shape == (16, 4)
+    for i, src in enumerate(b.source):
+        if src == "vqa":
+            assert torch.isnan(b.subtask_point[i]).all()
+        else:  # robot samples: the object point is set unless the subtask is a "place"
+            assert torch.isfinite(b.subtask_point[i]).any()
+
+
 def test_mixture_weights_are_respected(cache, stats):
     loader = build_train_loader(_spec(cache), model_spec=MODEL, norm_stats=stats, seed=1)
     counts: dict[str, int] = {}

@@ -26,7 +26,7 @@ def flow_head(loss_mask: str = "masked", time_conditioning: str = "adarms", **op
 def training_inputs(b: int = 2, h: int = 4, a: int = 3) -> TrainingInputs:
     batch = SimpleNamespace(actions=torch.rand(b, h, a) * 2 - 1, has_actions=torch.ones(b, dtype=torch.bool),
                             action_is_pad=torch.zeros(b, h, dtype=torch.bool),
-                            action_dim_mask=torch.ones(b, a, dtype=torch.bool), batch_size=b)
+                            action_dim_mask=torch.ones(b, a, dtype=torch.bool), batch_size=b, subtask_point=None)
     return TrainingInputs(batch=batch, embed_tokens=None, state_tokens=None, start_token=1, eos_token=2)
 
 
@@ -96,6 +96,33 @@ def test_flow_loss_masks_pad_dims_timesteps_and_actionless_samples():
     batch.has_actions[:] = False
     empty = head.loss(inputs=inputs, prepared=prepared, hidden=hidden)
     assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_point_loss_regresses_the_subtask_point_from_the_action_tokens_where_there_is_one():
+    inputs = training_inputs(b=3)
+    batch = inputs.batch
+    batch.has_actions[2] = False
+    nan = float("nan")
+    batch.subtask_point = torch.tensor([[0.2, 0.7, nan, nan], [0.5, 0.1, 0.9, 0.3], [0.4, 0.4, 0.4, 0.4]])
+    hidden = {"actions": torch.randn(3, 4, 8)}
+    prepared = SimpleNamespace(aux={"target": torch.randn(3, 4, 3)})
+    plain = flow_head().loss(inputs=inputs, prepared=prepared, hidden=hidden)
+    head = flow_head(point_weight=0.5)
+    pred = head.point_proj(hidden["actions"].mean(1))
+    target = 4 * (batch.subtask_point - 0.5)
+    known = torch.tensor([[True, True, False, False], [True, True, True, True], [False] * 4])
+    expected = (pred - target)[known].pow(2).mean()
+    assert torch.allclose(head.point_loss(batch, hidden["actions"]), expected)
+    # the flow part is the same function of the same weights: the total adds the weighted point loss
+    head.action_out_proj.load_state_dict(flow_head().action_out_proj.state_dict())
+    total = head.loss(inputs=inputs, prepared=prepared, hidden=hidden)
+    assert torch.allclose(total, plain + 0.5 * expected)
+    assert "point_proj.weight" not in flow_head().state_dict()  # weight 0: openpi's parameters only
+    batch.subtask_point = None
+    with pytest.raises(ValueError, match="subtask points"):
+        head.loss(inputs=inputs, prepared=prepared, hidden=hidden)
+    with pytest.raises(ValueError, match="point_weight"):
+        ACTION_HEADS.config_class("flow_matching")(point_weight=-1.0)
 
 
 class _RecordingRunner:

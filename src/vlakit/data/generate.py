@@ -82,7 +82,17 @@ def is_complete(out: Path, args: dict[str, Any] | None = None) -> bool:
 def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str, Any] | None:
     rng = np.random.default_rng([seed, attempt])
     obs = env.reset(seed=seed)
-    level = noise if attempt < _RETRIES else 0.0
+    ep = record_expert(env, obs, rng=rng, noise=noise if attempt < _RETRIES else 0.0)
+    return None if ep is None else {**ep, "seed": seed}
+
+
+def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float) -> dict[str, Any] | None:
+    """Let the env's scripted expert act from its current state (``obs``) until the episode ends.
+
+    Records the expert's clean actions and executes them with Gaussian ``noise`` on every motion
+    dimension (DART-style). Returns the episode (images per camera, state, action, subtask,
+    subtask point, task, family, style), or None when the task was not achieved.
+    """
     frames: dict[str, list] = {"overhead": [], "wrist": [], "state": [], "action": [], "subtask": [],
                                "subtask_point": []}
     info: dict[str, Any] = {"success": False}
@@ -95,7 +105,7 @@ def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str
         frames["subtask"].append(obs.info["subtask"])
         frames["subtask_point"].append(obs.info["subtask_point"])
         executed = clean.copy()
-        executed[:-1] += rng.normal(0.0, level, size=len(clean) - 1)
+        executed[:-1] += rng.normal(0.0, noise, size=len(clean) - 1)
         obs, _r, terminated, truncated, info = env.step(executed)
         if terminated or truncated:
             break
@@ -105,10 +115,10 @@ def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str
             "state": np.stack(frames["state"]), "action": np.stack(frames["action"]).astype(np.float32),
             "subtask_point": np.stack(frames["subtask_point"]).astype(np.float32),
             "subtask": frames["subtask"], "task": env.task.instruction, "family": env.task.family,
-            "style": env.task.scene.style.name, "seed": seed}
+            "style": env.task.scene.style.name}
 
 
-def _save_episode(path: Path, ep: dict[str, Any]) -> None:
+def save_episode(path: Path, ep: dict[str, Any]) -> None:
     buf = io.BytesIO()
     meta = {k: ep[k] for k in ("subtask", "task", "family", "style", "seed")}
     np.savez(buf, overhead=ep["images"]["overhead"], wrist=ep["images"]["wrist"], state=ep["state"],
@@ -166,7 +176,7 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
     (work / "episodes").mkdir(parents=True, exist_ok=True)
     atomic_write_text(args_file, json.dumps(args))
     base = 1_000_000 * (seed + 1)
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"tabletop {embodiment}/{split}", total=episodes)
         for i in range(episodes):
             path = work / "episodes" / f"{i:06d}.npz"
@@ -177,13 +187,19 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
                         break
                 else:
                     raise RuntimeError(f"tabletop expert failed episode seed {base + i} even without noise")
-                _save_episode(path, ep)
+                save_episode(path, ep)
             bar.advance(task)
-        final = work / "dataset"
-        if final.exists():
-            shutil.rmtree(final)
-        _assemble(final, [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)], env=env, args=args,
-                  bar=bar)
+        return assemble_dataset(work, out, [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)],
+                                env=env, args=args, bar=bar)
+
+
+def assemble_dataset(work: Path, out: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any) -> Path:
+    """Assemble episode ``shards`` (written by :func:`save_episode`) into ``work/dataset``, then move it to
+    ``out`` in one rename (replacing what was there) and remove ``work``. Returns ``out``."""
+    final = work / "dataset"
+    if final.exists():
+        shutil.rmtree(final)
+    _assemble(final, shards, env=env, args=args, bar=bar)
     if out.exists():
         shutil.rmtree(out)
     os.replace(final, out)
@@ -201,7 +217,7 @@ class _NullBar:
         return None
 
 
-def _progress(enabled: bool) -> Any:
+def progress_bar(enabled: bool) -> Any:
     if not enabled:
         return contextlib.nullcontext(_NullBar())
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

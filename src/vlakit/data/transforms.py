@@ -51,7 +51,8 @@ class SampleTransform:
 
     Output dict: ``images`` {model camera: uint8 [s, s, 3]}, ``image_masks`` {camera: bool},
     ``state`` [A], ``state_mask`` [A], ``actions`` [H, A], ``action_is_pad`` [H],
-    ``action_dim_mask`` [A], ``has_actions``, ``prompt``, ``target_text``, ``source``.
+    ``action_dim_mask`` [A], ``has_actions``, ``prompt``, ``target_text``, ``subtask_point`` (float32
+    [P] with NaN where the subtask has no such point, or None), ``source``.
     """
 
     def __init__(self, *, source: str, cameras: Sequence[str], camera_map: dict[str, str], max_action_dim: int,
@@ -115,7 +116,7 @@ class SampleTransform:
         return {"images": images, "image_masks": image_masks, "state": state, "state_mask": state_mask,
                 "actions": actions, "action_is_pad": is_pad, "action_dim_mask": dim_mask,
                 "has_actions": raw is not None, "prompt": sample["prompt"], "target_text": sample.get("target_text"),
-                "source": self.source}
+                "subtask_point": sample.get("subtask_point"), "source": self.source}
 
 
 def collate(samples: list[dict[str, Any]]) -> Any:
@@ -144,7 +145,25 @@ def collate(samples: list[dict[str, Any]]) -> Any:
         has_actions=torch.tensor([s["has_actions"] for s in samples]),
         target_text=[s["target_text"] for s in samples],
         source=[s["source"] for s in samples],
+        subtask_point=_stack_points([s.get("subtask_point") for s in samples]),
     )
+
+
+def _stack_points(points: list[Any]) -> Any:
+    """``[B, P]`` float32 with NaN rows for samples without a point; None when no sample has one."""
+    import torch
+
+    present = [np.asarray(p, np.float32) for p in points if p is not None]
+    if not present:
+        return None
+    width = {p.shape for p in present}
+    if len(width) != 1:
+        raise DatasetError(f"subtask points of different shapes {sorted(width)} in one batch")
+    out = np.full((len(points), present[0].shape[0]), np.nan, np.float32)
+    for i, p in enumerate(points):
+        if p is not None:
+            out[i] = p
+    return torch.from_numpy(out)
 
 
 class ObservationTransform:

@@ -27,6 +27,27 @@ class ScheduleSpec(FrozenModel):
     final_lr_ratio: float = Field(0.1, ge=0, le=1)
 
 
+class DaggerSpec(FrozenModel):
+    """On-policy corrections (DAgger) collected before a stage: the policy as trained so far (its EMA
+    weights, as deployed) drives ``episodes`` rollouts in ``env``; from ``states_per_episode`` of the
+    states it visits, the env's scripted expert finishes the task, and those expert continuations
+    (clean labels, ``noise`` on the executed actions as in the generated demonstrations) join the
+    data mixture from this stage on with share ``weight``. See :mod:`vlakit.training.dagger`."""
+
+    env: Component("envs", default_type="tabletop") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"type": "tabletop"}, validate_default=True)
+    episodes: int = Field(600, ge=1, description="policy rollouts")
+    states_per_episode: int = Field(6, ge=1, description="visited states relabelled per rollout (at replans)")
+    replan_every: int = Field(5, ge=1, description="actions executed per chunk in the rollouts")
+    noise: float = Field(0.1, ge=0, le=1, description="std of noise on the expert's executed actions")
+    weight: float = Field(0.3, gt=0, lt=1, description="share of the mixture the collected data gets; the "
+                                                        "other sources keep their proportions in the rest")
+    batch_size: int = Field(32, ge=1, description="episodes rolled out together (one batched policy call)")
+    #: the data source whose options (e.g. subtask text format) the collected episodes are read with
+    like: str = "robot"
+    seed: int = 0
+
+
 class StageSpec(FrozenModel):
     """One training stage. ``losses`` maps loss names (head names, ``text``) to weights."""
 
@@ -37,6 +58,8 @@ class StageSpec(FrozenModel):
     trainable: Literal["all"] | list[str] = "all"
     optimizer: OptimizerSpec | None = None
     schedule: ScheduleSpec | None = None
+    #: collect on-policy corrections before this stage (they stay in the mixture for later stages)
+    dagger: DaggerSpec | None = None
 
     @field_validator("name")
     @classmethod

@@ -225,13 +225,23 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
     console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
                   + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))
 
-    def make_loader(*, rank: int, world_size: int) -> Any:
-        return build_train_loader(recipe.data, model_spec=recipe.model, norm_stats=norm_stats,
-                                  seed=recipe.train.seed, rank=rank, world_size=world_size)
+    def make_feed(data_spec: Any) -> DataFeed:
+        def make_loader(*, rank: int, world_size: int) -> Any:
+            return build_train_loader(data_spec, model_spec=recipe.model, norm_stats=norm_stats,
+                                      seed=recipe.train.seed, rank=rank, world_size=world_size)
 
-    result = run_stages(policy=policy, train=recipe.train, feed=DataFeed(make_loader), out_dir=out_dir,
-                        backend=backend, resume=resume, console=console, progress=progress,
-                        extra_callbacks=extra_callbacks)
+        return DataFeed(make_loader)
+
+    feed = make_feed(recipe.data)
+    stage_data = None
+    if any(stage.dagger is not None for stage in recipe.train.stages):
+        from vlakit.training.dagger import StageData
+
+        stage_data = StageData(recipe=recipe, out_dir=out_dir, norm_stats=norm_stats, backend=backend,
+                               make_feed=make_feed, base_feed=feed, console=console, progress=progress and rank0)
+    result = run_stages(policy=policy, train=recipe.train, feed=feed, out_dir=out_dir, backend=backend,
+                        resume=resume, console=console, progress=progress, extra_callbacks=extra_callbacks,
+                        stage_data=stage_data)
     policy.to("cpu")
     records = read_metrics(result.metrics_path)
     final = {k: v for k, v in (records[-1] if records else {}).items()
@@ -249,6 +259,8 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
                     "final_losses": {k: round(v, 5) for k, v in final.items()}}
         if vision_report is not None:
             training["vision_pretrain"] = vision_report
+        if stage_data is not None and stage_data.reports:
+            training["dagger"] = {name: r.as_dict() for name, r in stage_data.reports.items()}
         save_policy(policy, policy_dir, recipe=recipe, norm_stats=norm_stats, training=training)
         write_metrics_csv(records, csv_path)
         plot_loss_curve(records, png_path, title=f"{recipe.name}: training loss")

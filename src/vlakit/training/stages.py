@@ -68,7 +68,7 @@ def make_strategy(train: TrainSpec, backend: ComputeBackend) -> Any:
 
 def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: Path, backend: ComputeBackend,
                resume: bool, console: Any, progress: bool = True, extra_callbacks: list[Any] | None = None,
-               ) -> StagesResult:
+               stage_data: Any | None = None) -> StagesResult:
     """Train ``policy`` through every stage of ``train``.
 
     Args:
@@ -80,11 +80,18 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
         resume: continue from the last checkpoint (same optimizer, scheduler, RNG and data position).
         console: a rich console for progress.
         extra_callbacks: more Lightning callbacks (tests use this to interrupt a run).
+        stage_data: per-stage data (:class:`vlakit.training.dagger.StageData`): ``feed(index)`` gives the
+            feed a stage trains on (the same object while the mixture stays the same) and
+            ``prepare(index, ...)`` runs before it trains (collecting on-policy corrections). Needed
+            by stages with ``dagger``; without it every stage trains on ``feed``.
     Raises:
         VlakitError: checkpoints exist but ``resume`` is False; or a stage/recipe mismatch on resume.
         NonFiniteLossError: a loss became NaN/inf.
     """
     out_dir = Path(out_dir)
+    if stage_data is None and any(s.dagger is not None for s in train.stages):
+        raise VlakitError("stages with `dagger` need the recipe's environment and data; train them with "
+                          "`vlakit train` (train_recipe), not run_stages alone")
     if has_checkpoints(out_dir) and not resume:
         raise VlakitError(f"{out_dir} already holds checkpoints of a previous run; pass --resume to continue it, "
                           f"or choose another --out")
@@ -94,16 +101,19 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
     reporter = ProgressReporter(console=console, enabled=progress)
     carry: Path | None = None  # final checkpoint of a finished stage whose successor starts fresh
     is_zero = True
+    previous_feed = feed
     for index, stage in enumerate(train.stages):
         folder = stage_dir(out_dir, index, stage)
         last = folder / "last.ckpt"
+        stage_feed = stage_data.feed(index) if stage_data is not None else feed
         if resume and (folder / "done.json").is_file():
             carry, run_state.step_offset = last, run_state.step_offset + stage.steps
             run_state.last_checkpoint = str(last)
+            previous_feed = stage_feed
             continue
         module = StageModule(policy=policy, stage=stage, optimizer=stage.optimizer or train.optimizer,
-                             schedule=stage.schedule or train.schedule, feed=feed, ema=ema, run_state=run_state,
-                             camera_dropout=train.camera_dropout)
+                             schedule=stage.schedule or train.schedule, feed=stage_feed, ema=ema,
+                             run_state=run_state, camera_dropout=train.camera_dropout)
         ckpt_path = None
         start = 0
         if resume and last.is_file():
@@ -112,8 +122,13 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
             start = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
             _truncate_metrics(metrics_path, after=run_state.step_offset + start)
         elif carry is not None:
-            _load_stage_end(module, carry)
+            # a stage whose mixture changed (new corrections) starts its feed from the beginning
+            _load_stage_end(module, carry, data=stage_feed is previous_feed)
         carry = None
+        previous_feed = stage_feed
+        if stage_data is not None:
+            stage_data.prepare(index, policy=policy, ema=ema, step=run_state.step_offset,
+                               started=ckpt_path is not None)
         if resume and ckpt_path is None and index == 0:
             _truncate_metrics(metrics_path, after=0)
         optimizer = stage.optimizer or train.optimizer
@@ -146,11 +161,14 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
     return StagesResult(ema=ema, total_steps=run_state.step_offset, metrics_path=metrics_path, is_global_zero=is_zero)
 
 
-def _load_stage_end(module: StageModule, path: Path) -> None:
-    """Weights, EMA, data position and RNG from a finished stage, for the next stage's fresh start."""
+def _load_stage_end(module: StageModule, path: Path, *, data: bool = True) -> None:
+    """Weights, EMA, data position (unless ``data`` is False) and RNG from a finished stage, for the next
+    stage's fresh start."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     module.load_state_dict(ckpt["state_dict"])
     extra = dict(ckpt["vlakit"], stage=module.stage.name)
+    if not data:
+        extra["data"] = None
     module.on_load_checkpoint({"vlakit": extra})
 
 

@@ -55,6 +55,12 @@ class FlowMatchingConfig(ComponentConfig):
             whole chunk plus sqrt(1 - ρ²) times a draw per step, so every value is still N(0, 1) but
             averaging the noisy chunk over its steps no longer cancels the noise. 0 is openpi
             (independent noise), in training and in sampling alike.
+        point_weight: weight of an auxiliary loss, added to the flow loss, in which a linear layer on
+            the action expert's tokens (averaged over the chunk) regresses where the current subtask
+            happens (``Batch.subtask_point``; tabletop datasets carry the target object's and zone's
+            table position). It asks the expert to locate what the instruction names, the signal the
+            flow loss gives only weakly (README: Results). 0 (openpi) adds no layer and no loss.
+        point_dim: size of the subtask point (tabletop: 4).
     """
 
     type: Literal["flow_matching"] = "flow_matching"
@@ -67,6 +73,8 @@ class FlowMatchingConfig(ComponentConfig):
     time_beta: tuple[float, float] = (1.5, 1.0)
     prediction: Literal["velocity", "actions"] = "velocity"
     noise_correlation: float = Field(0.0, ge=0.0, lt=1.0)
+    point_weight: float = Field(0.0, ge=0.0)
+    point_dim: int = Field(4, ge=1)
 
     @field_validator("time_beta")
     @classmethod
@@ -85,7 +93,9 @@ class FlowMatchingConfig(ComponentConfig):
             action_in_proj=nn.Linear(dim, width), action_out_proj=nn.Linear(width, dim),
             time_conditioning=self.time_conditioning.build(width=width), expert_index=context.expert_index,
             horizon=context.horizon, steps=self.steps, loss_mask=self.loss_mask, noise_samples=self.noise_samples,
-            time_beta=self.time_beta, prediction=self.prediction, noise_correlation=self.noise_correlation)
+            time_beta=self.time_beta, prediction=self.prediction, noise_correlation=self.noise_correlation,
+            point_proj=nn.Linear(width, self.point_dim) if self.point_weight > 0 else None,
+            point_weight=self.point_weight)
 
 
 def sample_time(batch_size: int, *, device: torch.device | str = "cpu",
@@ -106,7 +116,8 @@ class FlowMatchingHead(ActionHead):
                  expert_index: int, horizon: int, steps: int = 10,
                  loss_mask: Literal["masked", "openpi_unmasked"] = "masked", noise_samples: int = 1,
                  time_beta: tuple[float, float] = (1.5, 1.0),
-                 prediction: Literal["velocity", "actions"] = "velocity", noise_correlation: float = 0.0) -> None:
+                 prediction: Literal["velocity", "actions"] = "velocity", noise_correlation: float = 0.0,
+                 point_proj: nn.Linear | None = None, point_weight: float = 0.0) -> None:
         super().__init__()
         if noise_samples < 1:
             raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
@@ -127,6 +138,10 @@ class FlowMatchingHead(ActionHead):
         if not 0.0 <= noise_correlation < 1.0:
             raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
         self.noise_correlation = float(noise_correlation)
+        if (point_proj is None) != (point_weight == 0):
+            raise ValueError("point_proj and a positive point_weight go together")
+        self.point_proj = point_proj
+        self.point_weight = float(point_weight)
 
     def noise(self, shape: tuple[int, ...], *, device: torch.device | str) -> Tensor:
         """Standard normal ``[B, H, A]``, correlated along H by ``noise_correlation``."""
@@ -180,7 +195,27 @@ class FlowMatchingHead(ActionHead):
                 & batch.action_dim_mask.to(err.device)[:, None, :]
         w = weight.float()
         # no sample with a target: a zero that keeps the graph (the stage's other losses still train)
-        return (err * w).sum() / w.sum().clamp_min(1.0)
+        loss = (err * w).sum() / w.sum().clamp_min(1.0)
+        if self.point_proj is not None:
+            loss = loss + self.point_weight * self.point_loss(batch, hidden["actions"])
+        return loss
+
+    def point_loss(self, batch: Any, hidden: Tensor) -> Tensor:
+        """Squared error of the subtask point regressed from the action tokens ``hidden`` [B, H, D],
+        over the entries that have a point (NaN marks none), on table coordinates centred and scaled
+        to about unit spread (``4 (p - 0.5)``)."""
+        assert self.point_proj is not None
+        if batch.subtask_point is None:
+            raise ValueError("flow_matching.point_weight > 0 needs batches with subtask points (robot data with "
+                             "a 'subtask.point' column, as the tabletop datasets have); this batch has none")
+        pred = self.point_proj(hidden.mean(1)).float()
+        target = batch.subtask_point.to(pred.device).float()
+        if target.shape != pred.shape:
+            raise ValueError(f"subtask points are {list(target.shape)}, the flow head's point_dim gives "
+                             f"{list(pred.shape)}")
+        known = torch.isfinite(target) & batch.has_actions.to(pred.device)[:, None]
+        err = (pred - 4.0 * (torch.nan_to_num(target) - 0.5)).pow(2) * known.float()
+        return err.sum() / known.sum().clamp_min(1)
 
     @torch.no_grad()
     def sample(self, inputs: InferenceInputs, *, noise: Tensor | None = None,

@@ -17,12 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from vlakit.data.errors import DatasetError
 from vlakit.data.generate import args_digest, generate_tabletop_dataset, generation_args, is_complete
 from vlakit.data.sources.lerobot import LeRobotBackedSource
 from vlakit.envs.tabletop.language import pointed_subtask
+from vlakit.envs.tabletop.tasks import NO_POINT
 from vlakit.interfaces.data_source import DataSourceConfig
 from vlakit.registry import DATA_SOURCES
 
@@ -71,6 +73,14 @@ class _TabletopSource(LeRobotBackedSource):
     def __init__(self, config: TabletopDataConfig, *, name: str, horizon: int, cache_dir: Path | None) -> None:
         super().__init__(name=name, horizon=horizon, root=config.dataset_dir(cache_dir))
         self.config = config
+
+    def _base(self, row: int, *, with_actions: bool) -> dict[str, Any]:
+        sample = super()._base(row, with_actions=with_actions)
+        if with_actions and self.ds.has(POINT_KEY):
+            # where the subtask happens, for auxiliary losses (flow_matching.point_weight); NaN = none
+            point = self.ds.array(POINT_KEY)[row].astype(np.float32)
+            sample["subtask_point"] = np.where(point == NO_POINT, np.nan, point).astype(np.float32)
+        return sample
 
     def _subtask(self, row: int) -> str | None:
         text = super()._subtask(row)

@@ -9,6 +9,7 @@ training scenes never coincide with evaluation episodes.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import numpy as np
@@ -159,6 +160,24 @@ class TabletopEnv(Env):
     def subtask(self) -> str:
         assert self.world is not None and self.task is not None
         return self.task.subtask(self.world)
+
+    def fork(self) -> TabletopEnv:
+        """An independent copy of this episode at its current state, with a fresh step budget: the
+        scripted expert can then finish the task from a state a policy reached (DAgger relabelling)."""
+        if self.world is None or self.task is None:
+            raise RuntimeError("fork() called before reset()")
+        # the renderer's per-scene arrays are only read after set_scene, and set_scene replaces them, so a
+        # shallow copy is independent of this env's next reset and costs no image memory
+        twin = copy.deepcopy(self, memo={id(self.renderer): copy.copy(self.renderer)})
+        twin._steps = 0
+        twin._limit = twin.max_episode_steps
+        return twin
+
+    def observation(self) -> EnvObservation:
+        """The observation of the current state (what the last ``reset``/``step`` returned)."""
+        if self.world is None or self.task is None:
+            raise RuntimeError("observation() called before reset()")
+        return self._observe()
 
     def _observe(self) -> EnvObservation:
         w = self.world
