@@ -35,17 +35,17 @@ class _RightwardPolicy:
         self.horizon = horizon
         self.calls = 0
 
-    def infer_batch(self, observations, robot_type=None):
+    def infer_batch(self, observations, robot_type=None, camera_map=None):
         self.calls += 1
-        actions = np.tile(np.array([1.0, 0.0, -1.0], np.float32), (len(observations), self.horizon, 1))
-        return SimpleNamespace(actions=actions, valid=np.ones(len(observations), bool))
+        n = len(observations)
+        actions = np.tile(np.array([1.0, 0.0, -1.0], np.float32), (n, self.horizon, 1))
+        return SimpleNamespace(actions=actions, valid=np.ones(n, bool), errors=[None] * n, subtask=None)
 
 
 def test_rollouts_fork_the_visited_states_and_the_expert_finishes_from_there():
     envs = [TabletopEnv(TabletopConfig(families=("reach",))) for _ in range(2)]
     starts = [env.reset(seed=s).state[:2].copy() for env, s in zip(envs, (5, 6))]
-    visited, success = dagger._rollouts(_RightwardPolicy(), envs, seeds=[5, 6], replan_every=3,
-                                        robot_type="tabletop_gripper")
+    visited, success = dagger._rollouts(_RightwardPolicy(), envs, seeds=[5, 6], replan_every=3)
     assert len(success) == 2
     for forks, start in zip(visited, starts):
         assert forks, "a rollout that runs past its first chunk visits states"

@@ -141,6 +141,46 @@ def test_invalid_chunk_ends_episode_as_counted_failure():
     assert report.stats[-1].failures == 2
 
 
+class StatelessExpert(Actor):
+    """Batchable: reads each observation's goal side from its prompt and heads there."""
+
+    name = "stateless"
+    batchable = True
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def act(self, obs: EnvObservation) -> ActorStep:
+        return self.act_batch([obs])[0]
+
+    def act_batch(self, observations):
+        self.batches.append(len(observations))
+        return [ActorStep(actions=np.full((3, 1), -0.1 if "left" in o.prompt else 0.1, np.float32))
+                for o in observations]
+
+
+def test_batched_rollouts_give_the_episodes_of_one_at_a_time(tmp_path):
+    spec = ENVS.config_class("test_line")()
+    kwargs = dict(env_spec=spec, splits=["train", "unseen"], episodes=7, replan_every=2, seed=4, strip_episodes=2)
+    single, batched = StatelessExpert(), StatelessExpert()
+    one = evaluate(make_actor=lambda: single, **kwargs)
+    many = evaluate(make_actor=lambda: batched, batch_size=3, out_dir=tmp_path, **kwargs)
+    key = [(e.split, e.seed, e.success, e.length, e.chunks, e.family) for e in one.episodes]
+    assert [(e.split, e.seed, e.success, e.length, e.chunks, e.family) for e in many.episodes] == key
+    assert set(single.batches) == {1} and max(batched.batches) == 3  # 7 = 3 + 3 + 1 per split
+    assert len(batched.batches) < len(single.batches)
+    assert json.loads((tmp_path / "eval_report.json").read_text())["batch_size"] == 3
+    # an actor with per-episode state is still rolled out one episode at a time
+    counting = CountingActor(2)
+    report = evaluate(make_actor=lambda: counting, env_spec=spec, splits=["train"], episodes=3, replan_every=2,
+                      seed=0, batch_size=3, max_steps=6)
+    assert [e.chunks for e in report.episodes] == [3, 3, 3]
+    with pytest.raises(VlakitError, match="one at a time"):
+        from vlakit.evaluation.rollout import run_episodes
+
+        run_episodes([make_env(spec, split="train")] * 2, counting, seeds=[0, 1], split="train", replan_every=1)
+
+
 def test_env_without_splits_only_accepts_default():
     class NoSplitConfig(ComponentConfig):
         type: Literal["test_nosplit"] = "test_nosplit"

@@ -29,12 +29,18 @@ class Actor(ABC):
     """Maps an observation to an action chunk. ``reset`` is called at the start of each episode."""
 
     name: str = "actor"
+    #: True when the actor keeps no per-episode state, so one call may decide for several episodes
+    batchable: bool = False
 
     def reset(self, env: Env, *, seed: int) -> None:
         """Prepare for a new episode of ``env``."""
 
     @abstractmethod
     def act(self, obs: EnvObservation) -> ActorStep: ...
+
+    def act_batch(self, observations: list[EnvObservation]) -> list[ActorStep]:
+        """One decision per observation (of different episodes when ``batchable``)."""
+        return [self.act(obs) for obs in observations]
 
 
 class PolicyActor(Actor):
@@ -51,11 +57,16 @@ class PolicyActor(Actor):
         # the env names its embodiment when it has several; otherwise the stats must hold just one
         self.robot_type = getattr(env, "robot_type", None)
 
+    batchable = True  # every episode of one env has the same robot type
+
     def act(self, obs: EnvObservation) -> ActorStep:
-        result = self.loaded.infer_batch([obs], robot_type=self.robot_type, camera_map=self.camera_map)
-        subtask = result.subtask[0] if result.subtask is not None else None
-        return ActorStep(actions=result.actions[0], subtask=subtask, valid=bool(result.valid[0]),
-                         error=result.errors[0])
+        return self.act_batch([obs])[0]
+
+    def act_batch(self, observations: list[EnvObservation]) -> list[ActorStep]:
+        result = self.loaded.infer_batch(list(observations), robot_type=self.robot_type, camera_map=self.camera_map)
+        return [ActorStep(actions=result.actions[i], valid=bool(result.valid[i]), error=result.errors[i],
+                          subtask=result.subtask[i] if result.subtask is not None else None)
+                for i in range(len(observations))]
 
 
 class RandomActor(Actor):

@@ -12,7 +12,7 @@ from vlakit.errors import VlakitError
 from vlakit.evaluation.actors import Actor
 from vlakit.evaluation.metrics import EpisodeResult, GroupStats, aggregate
 from vlakit.evaluation.report import results_table, write_json_report, write_strip
-from vlakit.evaluation.rollout import Recording, run_episode
+from vlakit.evaluation.rollout import Recording, run_episodes
 from vlakit.interfaces.env import Env
 
 
@@ -55,31 +55,40 @@ def make_env(env_spec: Any, *, split: str) -> Env:
 def evaluate(*, make_actor: Callable[[], Actor], env_spec: Any, splits: list[str], episodes: int, replan_every: int,
              seed: int, out_dir: Path | None = None, strip_episodes: int = 3, max_steps: int | None = None,
              console: Any = None, title: str = "closed-loop evaluation", info: dict[str, Any] | None = None,
-             ) -> EvalReport:
+             batch_size: int = 1) -> EvalReport:
     """Run ``episodes`` episodes per split and aggregate success per task family.
 
     Episode ``i`` of every split is reset with seed ``seed + i`` (the env maps seed and split to a
     scene), so different actors see identical episodes. With ``out_dir`` it writes
     ``eval_report.json``, ``episodes.png`` and ``episodes.gif`` (the first ``strip_episodes`` of each split).
+    ``batch_size`` > 1 rolls that many episodes out in lockstep with one batched actor call per
+    replan (actors that keep per-episode state still go one at a time); latencies are then those
+    of the batched calls.
     """
+    if batch_size < 1:
+        raise VlakitError(f"eval batch_size must be >= 1, got {batch_size}")
     start = time.perf_counter()
     results: list[EpisodeResult] = []
     recordings: list[Recording] = []
     progress = _progress(console, total=episodes * len(splits))
     try:
         for split in splits:
-            env = make_env(env_spec, split=split)
             actor = make_actor()
-            for i in range(episodes):
-                result, rec = run_episode(env, actor, seed=seed + i, split=split, replan_every=replan_every,
-                                          max_steps=max_steps, record=i < strip_episodes)
-                results.append(result)
-                if rec is not None:
-                    recordings.append(rec)
+            group = batch_size if actor.batchable else 1
+            envs = [make_env(env_spec, split=split) for _ in range(min(group, episodes))]
+            for first in range(0, episodes, group):
+                ids = list(range(first, min(first + group, episodes)))
+                outcomes = run_episodes(envs[:len(ids)], actor, seeds=[seed + i for i in ids], split=split,
+                                        replan_every=replan_every, max_steps=max_steps,
+                                        record=[i < strip_episodes for i in ids])
+                for result, rec in outcomes:
+                    results.append(result)
+                    if rec is not None:
+                        recordings.append(rec)
                 if progress is not None:
                     done = sum(r.success for r in results if r.split == split)
-                    progress[0].update(progress[1], advance=1,
-                                       description=f"eval {split}: {done}/{i + 1} success")
+                    progress[0].update(progress[1], advance=len(ids),
+                                       description=f"eval {split}: {done}/{ids[-1] + 1} success")
     finally:
         if progress is not None:
             progress[0].stop()
@@ -92,6 +101,7 @@ def evaluate(*, make_actor: Callable[[], Actor], env_spec: Any, splits: list[str
         write_json_report(files["json"], stats=stats, episodes=results,
                           info={"title": title, "env": env_spec.model_dump(mode="json"), "splits": splits,
                                 "episodes_per_split": episodes, "replan_every": replan_every, "seed": seed,
+                                "batch_size": batch_size,
                                 "wall_s": report.wall_s, **(info or {})})
         write_strip(recordings, files["png"], files["gif"])
         report.files = files

@@ -19,3 +19,5 @@ class EvalSpec(FrozenModel):
     camera_map: dict[str, str] = Field(default_factory=dict)
     #: episodes per split drawn into the PNG/GIF strip
     strip_episodes: int = Field(3, ge=0)
+    batch_size: int = Field(1, ge=1, description="episodes rolled out together, one batched policy call per "
+                                                 "replan (latency is then that of the batched call)")

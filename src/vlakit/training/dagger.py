@@ -139,7 +139,6 @@ def _collect(loaded: Any, spec: Any, out: Path, *, args: dict[str, Any], progres
     start = time.perf_counter()
     probe = spec.env.build()
     check_env(probe)
-    robot_type = getattr(probe, "robot_type", None)
     work = out.parent / f".{out.name}.partial"
     if work.exists():
         import shutil
@@ -157,7 +156,7 @@ def _collect(loaded: Any, spec: Any, out: Path, *, args: dict[str, Any], progres
         for first in range(0, spec.episodes, spec.batch_size):
             envs = [spec.env.build() for _ in range(min(spec.batch_size, spec.episodes - first))]
             visited, success = _rollouts(loaded, envs, seeds=[base + first + i for i in range(len(envs))],
-                                         replan_every=spec.replan_every, robot_type=robot_type)
+                                         replan_every=spec.replan_every)
             outcomes.extend(success)
             for forks in visited:
                 picks = rng.choice(len(forks), size=min(spec.states_per_episode, len(forks)), replace=False)
@@ -182,39 +181,23 @@ def _collect(loaded: Any, spec: Any, out: Path, *, args: dict[str, Any], progres
     return report
 
 
-def _rollouts(loaded: Any, envs: list[Any], *, seeds: list[int], replan_every: int,
-              robot_type: str | None) -> tuple[list[list[Any]], list[bool]]:
-    """Drive every env through one episode with the policy, one batched call per replan.
+def _rollouts(loaded: Any, envs: list[Any], *, seeds: list[int],
+              replan_every: int) -> tuple[list[list[Any]], list[bool]]:
+    """Drive every env through one episode with the policy, one batched call per replan (as in
+    evaluation). Returns, per env, forks of the states at its replans after the first (the first is
+    a reset state, which the demonstrations already cover), and whether the episode succeeded."""
+    from vlakit.evaluation.actors import PolicyActor
+    from vlakit.evaluation.rollout import run_episodes
 
-    Returns, per env, forks of the states at its replans after the first (the first is a reset state,
-    which the demonstrations already cover), and whether the episode succeeded.
-    """
-    obs = [env.reset(seed=s) for env, s in zip(envs, seeds)]
     visited: list[list[Any]] = [[] for _ in envs]
-    success = [False] * len(envs)
-    steps = [0] * len(envs)
-    live = list(range(len(envs)))
-    while live:
-        result = loaded.infer_batch([obs[i] for i in live], robot_type=robot_type)
-        still = []
-        for row, i in enumerate(live):
-            env = envs[i]
-            if steps[i] > 0:
-                visited[i].append(env.fork())
-            if not bool(result.valid[row]):  # an undecodable chunk ends the rollout (as in evaluation)
-                continue
-            done = False
-            for action in np.asarray(result.actions[row])[:replan_every]:
-                obs[i], _r, terminated, truncated, info = env.step(action)
-                steps[i] += 1
-                success[i] = bool(info.get("success", False))
-                if terminated or truncated:
-                    done = True
-                    break
-            if not done:
-                still.append(i)
-        live = still
-    return visited, success
+
+    def visit(k: int, env: Any, steps: int) -> None:
+        if steps > 0:
+            visited[k].append(env.fork())
+
+    outcomes = run_episodes(envs, PolicyActor(loaded), seeds=seeds, split="dagger", replan_every=replan_every,
+                            visit=visit)
+    return visited, [result.success for result, _rec in outcomes]
 
 
 def _continue(fork: Any, *, seed: list[int], noise: float, record: Any) -> dict[str, Any] | None:
