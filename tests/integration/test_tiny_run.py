@@ -83,6 +83,29 @@ def test_loaded_policy_acts_and_evaluates(trained):
     assert np.isfinite(result["actions"]).all()
 
 
+def test_batched_inference_equals_one_observation_at_a_time(trained):
+    """What batched evaluation and DAgger rollouts rely on: prompts of different lengths, states and
+    subtasks in one batch give each row what it gets alone (same noise)."""
+    from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
+
+    loaded = load_policy(trained.policy_dir, backend="cpu", precision="32-true")
+    obs = []
+    for seed in range(5):
+        env = TabletopEnv(TabletopConfig(split="unseen"))
+        ob = env.reset(seed=seed)
+        for _ in range(seed):  # different states, some with the jaws closed
+            ob = env.step(np.array([0.3, -0.2, 1.0 if seed % 2 else -1.0]))[0]
+        obs.append(ob)
+    assert len({o.prompt for o in obs}) > 1
+    h, a = loaded.recipe.model.horizon, loaded.recipe.model.max_action_dim
+    noise = torch.randn(len(obs), h, a)
+    together = loaded.infer_batch(obs, noise=noise)
+    for i, ob in enumerate(obs):
+        alone = loaded.infer_batch([ob], noise=noise[i:i + 1])
+        assert alone.subtask[0] == together.subtask[i]
+        np.testing.assert_allclose(alone.actions[0], together.actions[i], atol=1e-5)
+
+
 def test_broken_policy_folder_fails_loudly(trained, tmp_path):
     import shutil
 
