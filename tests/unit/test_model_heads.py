@@ -125,6 +125,29 @@ def test_point_loss_regresses_the_subtask_point_from_the_action_tokens_where_the
         ACTION_HEADS.config_class("flow_matching")(point_weight=-1.0)
 
 
+def test_point_loss_reads_only_samples_drawn_at_pure_noise():
+    """At t < 1 the noisy chunk gives the action (and with the state, the point) away: the point loss
+    reads only the ``point_share`` of samples the head draws at t = 1, where x_t is the noise."""
+    head = flow_head(point_weight=1.0, point_share=0.5)
+    inputs = training_inputs(b=400)
+    inputs.batch.subtask_point = torch.rand(400, 4)
+    torch.manual_seed(7)
+    prepared = head.prepare(inputs)
+    rows = prepared.aux["at_noise"]
+    assert 0.4 < float(rows.float().mean()) < 0.6
+    torch.manual_seed(7)
+    noise = torch.randn_like(inputs.batch.actions)
+    # rows at t = 1 embed the noise itself (the first Euler step's input)
+    assert torch.allclose(prepared.segments[-1].embeds[rows], head.action_in_proj(noise[rows]), atol=1e-6)
+    assert not torch.allclose(prepared.segments[-1].embeds[~rows], head.action_in_proj(noise[~rows]), atol=1e-3)
+    hidden = torch.randn(400, 4, 8)
+    err = (head.point_proj(hidden.mean(1)) - 4 * (inputs.batch.subtask_point - 0.5)).pow(2)
+    assert torch.allclose(head.point_loss(inputs.batch, hidden, rows=rows), err[rows].mean())
+    assert torch.allclose(head.point_loss(inputs.batch, hidden), err.mean())
+    with pytest.raises(ValueError, match="point_share"):
+        ACTION_HEADS.config_class("flow_matching")(point_share=0.0)
+
+
 class _RecordingRunner:
     """Stands in for the backbone: returns zeros for the action tokens and records the times seen."""
 

@@ -61,6 +61,10 @@ class FlowMatchingConfig(ComponentConfig):
             table position). It asks the expert to locate what the instruction names, the signal the
             flow loss gives only weakly (README: Results). 0 (openpi) adds no layer and no loss.
         point_dim: size of the subtask point (tabletop: 4).
+        point_share: share of the robot samples drawn at t = 1 (pure noise: what the expert sees at
+            the first Euler step) when ``point_weight`` > 0; the point loss reads only those. At
+            lower t the noisy chunk gives the direction away, and with the gripper's state the
+            point, so the expert would learn to read it there instead of from the observation.
     """
 
     type: Literal["flow_matching"] = "flow_matching"
@@ -75,6 +79,7 @@ class FlowMatchingConfig(ComponentConfig):
     noise_correlation: float = Field(0.0, ge=0.0, lt=1.0)
     point_weight: float = Field(0.0, ge=0.0)
     point_dim: int = Field(4, ge=1)
+    point_share: float = Field(0.25, gt=0.0, le=1.0)
 
     @field_validator("time_beta")
     @classmethod
@@ -95,7 +100,7 @@ class FlowMatchingConfig(ComponentConfig):
             horizon=context.horizon, steps=self.steps, loss_mask=self.loss_mask, noise_samples=self.noise_samples,
             time_beta=self.time_beta, prediction=self.prediction, noise_correlation=self.noise_correlation,
             point_proj=nn.Linear(width, self.point_dim) if self.point_weight > 0 else None,
-            point_weight=self.point_weight)
+            point_weight=self.point_weight, point_share=self.point_share)
 
 
 def sample_time(batch_size: int, *, device: torch.device | str = "cpu",
@@ -117,7 +122,7 @@ class FlowMatchingHead(ActionHead):
                  loss_mask: Literal["masked", "openpi_unmasked"] = "masked", noise_samples: int = 1,
                  time_beta: tuple[float, float] = (1.5, 1.0),
                  prediction: Literal["velocity", "actions"] = "velocity", noise_correlation: float = 0.0,
-                 point_proj: nn.Linear | None = None, point_weight: float = 0.0) -> None:
+                 point_proj: nn.Linear | None = None, point_weight: float = 0.0, point_share: float = 0.25) -> None:
         super().__init__()
         if noise_samples < 1:
             raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
@@ -142,6 +147,9 @@ class FlowMatchingHead(ActionHead):
             raise ValueError("point_proj and a positive point_weight go together")
         self.point_proj = point_proj
         self.point_weight = float(point_weight)
+        if not 0.0 < point_share <= 1.0:
+            raise ValueError(f"point_share must be in (0, 1], got {point_share}")
+        self.point_share = float(point_share)
 
     def noise(self, shape: tuple[int, ...], *, device: torch.device | str) -> Tensor:
         """Standard normal ``[B, H, A]``, correlated along H by ``noise_correlation``."""
@@ -178,11 +186,16 @@ class FlowMatchingHead(ActionHead):
         actions = actions.float()
         noise = self.noise(tuple(actions.shape), device=actions.device)
         time = sample_time(actions.shape[0], device=actions.device, time_beta=self.time_beta)
+        aux: dict[str, Tensor] = {}
+        if self.point_proj is not None:  # these samples start from pure noise, and the point loss reads them
+            at_noise = torch.rand(actions.shape[0], device=actions.device) < self.point_share
+            time = torch.where(at_noise, torch.ones_like(time), time)
+            aux["at_noise"] = at_noise
         x_t = time[:, None, None] * noise + (1.0 - time[:, None, None]) * actions
         segs, cond = self.suffix(x_t, time, inputs.state_tokens)
         conds = {self.expert_index: cond} if cond is not None else {}
-        target = noise - actions if self.prediction == "velocity" else actions
-        return HeadPass(segments=segs, conds=conds, aux={"target": target})
+        aux["target"] = noise - actions if self.prediction == "velocity" else actions
+        return HeadPass(segments=segs, conds=conds, aux=aux)
 
     def loss(self, *, inputs: TrainingInputs, prepared: HeadPass, hidden: dict[str, Tensor],
              logits: Any = None) -> Tensor:
@@ -197,13 +210,14 @@ class FlowMatchingHead(ActionHead):
         # no sample with a target: a zero that keeps the graph (the stage's other losses still train)
         loss = (err * w).sum() / w.sum().clamp_min(1.0)
         if self.point_proj is not None:
-            loss = loss + self.point_weight * self.point_loss(batch, hidden["actions"])
+            rows = prepared.aux.get("at_noise")
+            loss = loss + self.point_weight * self.point_loss(batch, hidden["actions"], rows=rows)
         return loss
 
-    def point_loss(self, batch: Any, hidden: Tensor) -> Tensor:
+    def point_loss(self, batch: Any, hidden: Tensor, *, rows: Tensor | None = None) -> Tensor:
         """Squared error of the subtask point regressed from the action tokens ``hidden`` [B, H, D],
-        over the entries that have a point (NaN marks none), on table coordinates centred and scaled
-        to about unit spread (``4 (p - 0.5)``)."""
+        over the entries that have a point (NaN marks none) in ``rows`` (bool [B], default all), on
+        table coordinates centred and scaled to about unit spread (``4 (p - 0.5)``)."""
         assert self.point_proj is not None
         if batch.subtask_point is None:
             raise ValueError("flow_matching.point_weight > 0 needs batches with subtask points (robot data with "
@@ -214,6 +228,8 @@ class FlowMatchingHead(ActionHead):
             raise ValueError(f"subtask points are {list(target.shape)}, the flow head's point_dim gives "
                              f"{list(pred.shape)}")
         known = torch.isfinite(target) & batch.has_actions.to(pred.device)[:, None]
+        if rows is not None:
+            known = known & rows.to(pred.device)[:, None]
         err = (pred - 4.0 * (torch.nan_to_num(target) - 0.5)).pow(2) * known.float()
         return err.sum() / known.sum().clamp_min(1)
 
