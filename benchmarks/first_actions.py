@@ -12,7 +12,10 @@ For each split and task family, ``--episodes`` episodes of the policy's evaluati
 * **cos of mean**: the same for the mean of the samples (what the policy "means" on average);
 * **sampled > 0.9**: the share of samples within about 25 degrees of the expert's direction;
 * **subtask right**: the share of first frames whose greedily decoded subtask equals the env's label
-  (``-`` when the recipe does not predict one).
+  (``-`` when the recipe does not predict one);
+* with ``flow_matching.point_weight`` > 0, **point grounded** / **point error**: the point head's
+  reading of the action tokens at the first Euler step (t = 1): how often the object nearest its
+  predicted object position is the subtask's, and its distance from it (table units).
 
 A first frame is the state every episode starts from, so a low cosine here is a fitting problem and
 not drift into states the demonstrations never showed. Needs an env with ``expert_action()`` and
@@ -66,18 +69,36 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"env {spec.type!r} has no task families; pass --families")
     table = Table(title=f"{recipe.name}: first action against the scripted expert's ({args.episodes} first frames "
                         f"x {args.samples} samples)")
-    for col in ("split", "family", "cos sampled", "cos of mean", "sampled > 0.9", "subtask right"):
+    head = loaded.policy.heads[recipe.model.inference.actions_from]
+    point_proj = getattr(head, "point_proj", None)
+    columns = ["split", "family", "cos sampled", "cos of mean", "sampled > 0.9", "subtask right"]
+    if point_proj is not None:
+        columns += ["point grounded", "point error"]
+    for col in columns:
         table.add_column(col, justify="right")
+    first_hidden: list[torch.Tensor] = []
+    if point_proj is not None:  # the action tokens at the first Euler step (t = 1), what the point loss reads
+        head.action_out_proj.register_forward_hook(
+            lambda _m, inputs, _o: first_hidden.append(inputs[0].detach()) if not first_hidden else None)
     for split in splits:
         for family in families:
             env = make_env(type(spec).model_validate({**spec.model_dump(), "families": [family]}), split=split)
             if not hasattr(env, "expert_action"):
                 raise SystemExit(f"env {spec.type!r} has no scripted expert (expert_action)")
-            sampled, of_mean, close, subtask_right = [], [], [], []
+            sampled, of_mean, close, subtask_right, grounded, point_err = [], [], [], [], [], []
             for k in range(args.episodes):
                 obs = env.reset(seed=args.seed + k)
                 expert = np.asarray(env.expert_action())[:-1]
+                first_hidden.clear()
                 result = loaded.infer_batch([obs] * args.samples, robot_type=getattr(env, "robot_type", None))
+                if first_hidden:
+                    with torch.no_grad():
+                        point = (point_proj(first_hidden[0].float().mean(1)) / 4 + 0.5)[0, :2].numpy()
+                    target = np.asarray(obs.info["subtask_point"])[:2]
+                    objects = np.asarray(env.world.positions)
+                    nearest = int(np.argmin(np.linalg.norm(objects - point, axis=1)))
+                    grounded.append(nearest == int(np.argmin(np.linalg.norm(objects - target, axis=1))))
+                    point_err.append(float(np.linalg.norm(point - target)))
                 first = np.asarray(result.actions)[:, 0, :-1]
                 cos = [cosine(a, expert) for a in first]
                 sampled.append(np.mean(cos))
@@ -85,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
                 of_mean.append(cosine(first.mean(0), expert))
                 if result.subtask is not None:
                     subtask_right.append(result.subtask[0] == env.subtask())
-            table.add_row(split, family, f"{np.mean(sampled):.2f}", f"{np.mean(of_mean):.2f}",
-                          f"{np.mean(close):.2f}", f"{np.mean(subtask_right):.2f}" if subtask_right else "-")
+            row = [split, family, f"{np.mean(sampled):.2f}", f"{np.mean(of_mean):.2f}", f"{np.mean(close):.2f}",
+                   f"{np.mean(subtask_right):.2f}" if subtask_right else "-"]
+            if point_proj is not None:
+                row += [f"{np.mean(grounded):.2f}", f"{np.mean(point_err):.3f}"]
+            table.add_row(*row)
     console.print(table)
     return 0
 

@@ -134,6 +134,20 @@ def test_first_actions_benchmark_scores_every_split_and_family(policy_dir: Path,
         assert -1.0 <= float(row[2]) <= 1.0 and -1.0 <= float(row[3]) <= 1.0 and 0.0 <= float(row[4]) <= 1.0
 
 
+def test_first_actions_reads_the_point_head_where_there_is_one(tmp_path: Path, capsys) -> None:
+    recipe = load_recipe("pi05_tabletop_tiny", [f"data.cache_dir={tmp_path / 'cache'}", "backend.type=cpu",
+                                                "model.heads.flow_matching.point_weight=1.0",
+                                                "train.vision_pretrain=null"])
+    result = train_recipe(recipe, out_dir=tmp_path / "run", console=Console(file=open("/dev/null", "w")),
+                          progress=False)
+    assert _benchmark("first_actions").main([str(result.policy_dir), "--episodes", "3", "--samples", "2",
+                                              "--families", "reach", "--splits", "unseen"]) == 0
+    out = capsys.readouterr().out
+    assert "point grounded" in out
+    (row,) = _table_rows(out)
+    assert 0.0 <= float(row[6]) <= 1.0 and 0.0 <= float(row[7]) < 1.5  # a rate, and a distance on the table
+
+
 def test_grounding_probe_trains_every_reader(tmp_path: Path, capsys) -> None:
     _benchmark("grounding_probe").main(["--recipe", "pi05_tabletop_tiny", "--steps", "4", "--check-every", "2",
                                         "--scenes", "16", "--eval-scenes", "8", "--vision", "both",
