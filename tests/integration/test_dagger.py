@@ -13,7 +13,7 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 import vlakit.training.dagger as dagger
-from vlakit.data.generate import is_complete, record_expert
+from vlakit.data.generate import is_complete
 from vlakit.data.lerobot_reader import LeRobotDataset
 from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
 from vlakit.errors import VlakitError
@@ -59,7 +59,7 @@ def test_rollouts_fork_the_visited_states_and_the_expert_finishes_from_there():
     twin.step(np.array([-1.0, 0.0, -1.0]))
     assert np.array_equal(fork.world.gripper, before)  # independent copies
     assert twin._steps == 1 and twin._limit == twin.max_episode_steps  # a fresh step budget
-    ep = dagger._continue(fork, seed=[0, 1], noise=0.1, record=record_expert)
+    ep = dagger._continue(fork, seed=[0, 1], noise=0.1)
     assert ep is not None and ep["family"] == "reach"
     np.testing.assert_allclose(ep["state"][0][:2], before)
     np.testing.assert_allclose(ep["action"][0], fork.expert_action())  # the expert's clean label
@@ -98,16 +98,16 @@ def _object_names():
 
 def test_corrections_take_their_share_and_keep_the_rest_in_proportion():
     data = load_recipe("pi05_tabletop_tiny").data
-    spec = dagger.with_corrections(data, {"dagger_a": ("/x", 0.25)}, like="robot")
+    spec = dagger.with_corrections(data, name="dagger_a", path="/x", weight=0.25, like="robot")
     weights = {n: s.weight for n, s in spec.sources.items()}
     assert weights["dagger_a"] == pytest.approx(0.25)
     assert sum(weights.values()) == pytest.approx(1.0)
     assert weights["robot"] / weights["vqa"] == pytest.approx(data.sources["robot"].weight / data.sources["vqa"].weight)
     assert spec.sources["dagger_a"].type == "tabletop_episodes" and spec.sources["dagger_a"].path == "/x"
     with pytest.raises(VlakitError, match="'nope'"):
-        dagger.with_corrections(data, {"dagger_a": ("/x", 0.25)}, like="nope")
+        dagger.with_corrections(data, name="dagger_a", path="/x", weight=0.25, like="nope")
     with pytest.raises(VlakitError, match="cannot read a dataset folder"):
-        dagger.with_corrections(data, {"dagger_a": ("/x", 0.25)}, like="vqa")
+        dagger.with_corrections(data, name="dagger_a", path="/x", weight=0.25, like="vqa")
 
 
 def test_an_env_without_a_forkable_expert_is_refused():

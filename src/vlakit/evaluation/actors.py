@@ -47,6 +47,7 @@ class PolicyActor(Actor):
     """A loaded policy (:class:`vlakit.policy_io.LoadedPolicy`): subtask + chunk as the recipe says."""
 
     name = "policy"
+    batchable = True  # its only state, the robot type, is the same for every episode of one env
 
     def __init__(self, loaded: Any, *, camera_map: dict[str, str] | None = None) -> None:
         self.loaded = loaded
@@ -56,8 +57,6 @@ class PolicyActor(Actor):
     def reset(self, env: Env, *, seed: int) -> None:
         # the env names its embodiment when it has several; otherwise the stats must hold just one
         self.robot_type = getattr(env, "robot_type", None)
-
-    batchable = True  # every episode of one env has the same robot type
 
     def act(self, obs: EnvObservation) -> ActorStep:
         return self.act_batch([obs])[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,15 +135,13 @@ def _reused(out: Path) -> DaggerReport:
 
 
 def _collect(loaded: Any, spec: Any, out: Path, *, args: dict[str, Any], progress: bool) -> DaggerReport:
-    from vlakit.data.generate import assemble_dataset, progress_bar, record_expert, save_episode
+    from vlakit.data.generate import assemble_dataset, progress_bar, save_episode
 
     start = time.perf_counter()
     probe = spec.env.build()
     check_env(probe)
     work = out.parent / f".{out.name}.partial"
     if work.exists():
-        import shutil
-
         shutil.rmtree(work)
     (work / "episodes").mkdir(parents=True)
     rng = np.random.default_rng([spec.seed, 17])
@@ -162,8 +161,7 @@ def _collect(loaded: Any, spec: Any, out: Path, *, args: dict[str, Any], progres
                 picks = rng.choice(len(forks), size=min(spec.states_per_episode, len(forks)), replace=False)
                 for k in sorted(int(p) for p in picks):
                     states += 1
-                    ep = _continue(forks[k], seed=[spec.seed, len(outcomes), states], noise=spec.noise,
-                                   record=record_expert)
+                    ep = _continue(forks[k], seed=[spec.seed, len(outcomes), states], noise=spec.noise)
                     if ep is None:
                         continue
                     path = work / "episodes" / f"{len(shards):06d}.npz"
@@ -200,21 +198,23 @@ def _rollouts(loaded: Any, envs: list[Any], *, seeds: list[int],
     return visited, [result.success for result, _rec in outcomes]
 
 
-def _continue(fork: Any, *, seed: list[int], noise: float, record: Any) -> dict[str, Any] | None:
+def _continue(fork: Any, *, seed: list[int], noise: float) -> dict[str, Any] | None:
     """The expert's continuation from ``fork``'s state: noisy attempts, then a clean one."""
+    from vlakit.data.generate import record_expert
+
     for attempt in range(_RETRIES + 1):
         env = fork.fork()
-        ep = record(env, env.observation(), rng=np.random.default_rng([*seed, attempt]),
+        ep = record_expert(env, env.observation(), rng=np.random.default_rng([*seed, attempt]),
                     noise=noise if attempt < _RETRIES else 0.0)
         if ep is not None:
             return ep
     return None
 
 
-def with_corrections(data_spec: Any, collected: dict[str, tuple[Path, float]], *, like: str) -> Any:
-    """``data_spec`` with one source per collected dataset (``name -> (path, weight)``), configured like
-    source ``like`` (its formatting options) but reading the dataset at ``path``. Each gets its share
-    ``weight`` of the mixture; the sources before it keep their proportions in the rest."""
+def with_corrections(data_spec: Any, *, name: str, path: Path, weight: float, like: str) -> Any:
+    """``data_spec`` plus source ``name`` reading the collected dataset at ``path``, configured like
+    source ``like`` (its formatting options). It gets the share ``weight`` of the mixture; the other
+    sources keep their proportions in the rest."""
     if like not in data_spec.sources:
         raise VlakitError(f"dagger: data source {like!r} (the one corrections are formatted like) is not in the "
                           f"recipe's data.sources {sorted(data_spec.sources)}")
@@ -222,12 +222,10 @@ def with_corrections(data_spec: Any, collected: dict[str, tuple[Path, float]], *
     if "path" not in type(template).model_fields:
         raise VlakitError(f"dagger: data source {like!r} ({template.type}) cannot read a dataset folder (no `path` "
                           "field); corrections need a tabletop_episodes-like source")
-    sources = dict(data_spec.sources)
-    for name, (path, weight) in collected.items():
-        total = sum(float(s.weight) for s in sources.values())
-        sources = {n: s.model_copy(update={"weight": float(s.weight) * (1.0 - weight) / total})
-                   for n, s in sources.items()}
-        sources[name] = template.model_copy(update={"path": str(path), "weight": float(weight)})
+    total = sum(float(s.weight) for s in data_spec.sources.values())
+    sources = {n: s.model_copy(update={"weight": float(s.weight) * (1.0 - weight) / total})
+               for n, s in data_spec.sources.items()}
+    sources[name] = template.model_copy(update={"path": str(path), "weight": float(weight)})
     return data_spec.model_copy(update={"sources": sources})
 
 
@@ -267,7 +265,7 @@ class StageData:
         if key not in self._feeds:
             spec = self.recipe.data
             for name, (path, weight, like) in collected.items():  # in stage order: each keeps its share
-                spec = with_corrections(spec, {name: (path, weight)}, like=like)
+                spec = with_corrections(spec, name=name, path=path, weight=weight, like=like)
             self._feeds[key] = self.make_feed(spec)
         return self._feeds[key]
 

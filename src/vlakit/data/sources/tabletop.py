@@ -78,7 +78,7 @@ class _TabletopSource(LeRobotBackedSource):
         sample = super()._base(row, with_actions=with_actions)
         if with_actions and self.ds.has(POINT_KEY):
             # where the subtask happens, for auxiliary losses (flow_matching.point_weight); NaN = none
-            point = self.ds.array(POINT_KEY)[row].astype(np.float32)
+            point = self.ds.array(POINT_KEY)[row]
             sample["subtask_point"] = np.where(point == NO_POINT, np.nan, point).astype(np.float32)
         return sample
 
