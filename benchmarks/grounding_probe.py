@@ -2,13 +2,15 @@
 
     .venv/bin/python benchmarks/grounding_probe.py [--recipe pi05_tabletop] [--steps 2000] [--scenes 6000]
         [--readers vlm,expert,flow] [--vision both|scratch|pretrained] [--seeds 0,1,2] [--set KEY=VALUE]
+        [--families reach]
 
 The model sees the overhead image and a "reach the X" prompt (no state) and must output the named
-object's table position. Vision and language train with it (AdamW, lr 1e-3, batch 32, bf16
-autocast, one thread). Every 250 steps (``--check-every``) it prints, on 300 (``--eval-scenes``)
-fresh ``train`` and as many ``unseen`` first frames, how often the object nearest the prediction is
-the named one ("grounded"; chance is about 35 % with 2-4 objects) and how often the prediction lands
-within the reach tolerance ("hit").
+object's table position. ``--families push,pick_place`` uses those families' instructions instead
+("put the X in the Y zone": two colours, one of them a zone's); the target stays the named object.
+Vision and language train with it (AdamW, lr 1e-3, batch 32, bf16 autocast, one thread). Every 250
+steps (``--check-every``) it prints, on 300 (``--eval-scenes``) fresh ``train`` and as many
+``unseen`` first frames, how often the object nearest the prediction is the named one ("grounded";
+chance is about 35 % with 2-4 objects) and how often the prediction lands within the reach tolerance ("hit").
 
 Readers -- what turns the backbone into a position:
 
@@ -53,8 +55,8 @@ from vlakit.training.vision_pretrain import pretrain_vision
 from vlakit.types import Batch, Observation
 
 
-def first_frames(split: str, n: int, seed0: int) -> dict:
-    env = TabletopEnv(TabletopConfig(split=split, families=("reach",)))
+def first_frames(split: str, n: int, seed0: int, families: tuple[str, ...] = ("reach",)) -> dict:
+    env = TabletopEnv(TabletopConfig(split=split, families=families))
     images, prompts, targets, objects = [], [], [], []
     for k in range(n):
         obs = env.reset(seed=seed0 + k)
@@ -208,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--check-every", type=int, default=250, help="steps between measurements")
     ap.add_argument("--readers", default="vlm", help="comma-separated: vlm, expert, flow (see the module doc)")
     ap.add_argument("--vision", choices=("both", "scratch", "pretrained"), default="both")
+    ap.add_argument("--families", default="reach",
+                    help="comma-separated task families whose first frames and instructions are used; the target "
+                         "is always the named object (push and pick-and-place instructions also name a zone)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds: one run per reader and seed")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="recipe override, e.g. model.heads.flow_matching.time_beta=[5,1] (repeatable)")
@@ -224,9 +229,10 @@ def main(argv: list[str] | None = None) -> None:
                                        *args.overrides])
     if args.vision != "scratch" and (recipe.train is None or recipe.train.vision_pretrain is None):
         raise SystemExit(f"recipe {args.recipe} has no train.vision_pretrain to compare against")
-    data = {"train": first_frames("train", args.scenes, 5_000_000),
-            "eval_train": first_frames("train", args.eval_scenes, 6_000_000),
-            "eval_unseen": first_frames("unseen", args.eval_scenes, 6_000_000)}
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    data = {"train": first_frames("train", args.scenes, 5_000_000, families),
+            "eval_train": first_frames("train", args.eval_scenes, 6_000_000, families),
+            "eval_unseen": first_frames("unseen", args.eval_scenes, 6_000_000, families)}
     pretrains = {"both": (False, True), "scratch": (False,), "pretrained": (True,)}[args.vision]
     rows, pretrained = [], {}
     for pretrain in pretrains:

@@ -42,3 +42,21 @@ class Recipe(FrozenModel):
                 raise ValueError("train.camera_dropout covers every camera in model.cameras; leave at least one "
                                  "camera that is always shown")
         return self
+
+    @model_validator(mode="after")
+    def _stage_mixtures_name_sources(self) -> Recipe:
+        if self.train is None:
+            return self
+        for i, stage in enumerate(self.train.stages):
+            if stage.mixture is None:
+                continue
+            if self.data is None:
+                raise ValueError(f"train.stages[{i}] ({stage.name}) has a mixture but the recipe has no data section")
+            unknown = sorted(set(stage.mixture) - set(self.data.sources))
+            if unknown:
+                raise ValueError(f"train.stages[{i}].mixture ({stage.name}) names source(s) {unknown} that are not "
+                                 f"in data.sources {sorted(self.data.sources)}")
+            weights = {n: float(s.weight) for n, s in self.data.sources.items()} | stage.mixture
+            if not sum(weights.values()) > 0:
+                raise ValueError(f"train.stages[{i}].mixture ({stage.name}) leaves every source at weight 0")
+        return self

@@ -60,6 +60,20 @@ class StageSpec(FrozenModel):
     schedule: ScheduleSpec | None = None
     #: collect on-policy corrections before this stage (they stay in the mixture for later stages)
     dagger: DaggerSpec | None = None
+    #: source weights for this stage only, e.g. ``{reach: 1.0, robot: 0}`` (a curriculum, or pi0.5's
+    #: different pre- and post-training mixtures); sources not named keep their ``data.sources`` weight,
+    #: 0 leaves a source out. Norm stats and the action tokenizer still come from every source.
+    mixture: dict[str, float] | None = None
+
+    @field_validator("mixture")
+    @classmethod
+    def _mixture_weights(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        bad = {k: w for k, w in v.items() if not w >= 0}
+        if bad:
+            raise ValueError(f"mixture weights must be >= 0, got {bad}")
+        return v
 
     @field_validator("name")
     @classmethod

@@ -229,13 +229,21 @@ def with_corrections(data_spec: Any, *, name: str, path: Path, weight: float, li
     return data_spec.model_copy(update={"sources": sources})
 
 
+def with_weights(data_spec: Any, weights: dict[str, float]) -> Any:
+    """``data_spec`` with the named sources' weights replaced (a stage's ``mixture``)."""
+    sources = {n: (s.model_copy(update={"weight": float(weights[n])}) if n in weights else s)
+               for n, s in data_spec.sources.items()}
+    return data_spec.model_copy(update={"sources": sources})
+
+
 class StageData:
     """The data each stage trains on, for :func:`~vlakit.training.stages.run_stages`: the recipe's
-    mixture plus the corrections collected before this and every earlier ``dagger`` stage.
+    mixture, reweighted by the stage's ``mixture`` if it has one, plus the corrections collected
+    before this and every earlier ``dagger`` stage.
 
     ``make_feed(data_spec)`` builds a :class:`~vlakit.training.data.DataFeed` for a mixture; a stage
     gets the same feed object as the one before it while its mixture is the same (so its data position
-    carries over), a new one when corrections join.
+    carries over), a new one when the mixture changes (corrections join, or the stage reweights sources).
     """
 
     def __init__(self, *, recipe: Any, out_dir: Path, norm_stats: Any, backend: Any, make_feed: Any,
@@ -247,7 +255,8 @@ class StageData:
         self.make_feed = make_feed
         self.console = console
         self.progress = progress
-        self._feeds: dict[tuple[str, ...], Any] = {(): base_feed}
+        self._base_feed = base_feed
+        self._feeds: dict[int, Any] = {}
         self.reports: dict[str, DaggerReport] = {}
 
     def _collected(self, index: int) -> dict[str, tuple[Path, float, str]]:
@@ -259,15 +268,26 @@ class StageData:
                                                        stage.dagger.like)
         return out
 
+    def _key(self, index: int) -> tuple[str, ...]:
+        mixture = self.recipe.train.stages[index].mixture or {}
+        return (*self._collected(index), *(f"{n}={float(w)!r}" for n, w in sorted(mixture.items())))
+
     def feed(self, index: int) -> Any:
-        collected = self._collected(index)
-        key = tuple(collected)
-        if key not in self._feeds:
-            spec = self.recipe.data
-            for name, (path, weight, like) in collected.items():  # in stage order: each keeps its share
-                spec = with_corrections(spec, name=name, path=path, weight=weight, like=like)
-            self._feeds[key] = self.make_feed(spec)
-        return self._feeds[key]
+        """Stage ``index``'s feed: the previous stage's feed object while the mixture stays the same (its
+        data position carries over), else a new one that starts from the beginning -- also when an
+        earlier stage had the same mixture, so a resumed run reads the same batches as an unbroken one."""
+        if index not in self._feeds:
+            key = self._key(index)
+            if index > 0 and key == self._key(index - 1):
+                self._feeds[index] = self.feed(index - 1)
+            elif index == 0 and not key:
+                self._feeds[index] = self._base_feed
+            else:
+                spec = with_weights(self.recipe.data, self.recipe.train.stages[index].mixture or {})
+                for name, (path, weight, like) in self._collected(index).items():  # in stage order
+                    spec = with_corrections(spec, name=name, path=path, weight=weight, like=like)
+                self._feeds[index] = self.make_feed(spec)
+        return self._feeds[index]
 
     def prepare(self, index: int, *, policy: Any, ema: Any, step: int, started: bool) -> None:
         """Before stage ``index`` trains: collect its corrections (or check they are there)."""

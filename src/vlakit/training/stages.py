@@ -83,15 +83,15 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
         stage_data: per-stage data (:class:`vlakit.training.dagger.StageData`): ``feed(index)`` gives the
             feed a stage trains on (the same object while the mixture stays the same) and
             ``prepare(index, ...)`` runs before it trains (collecting on-policy corrections). Needed
-            by stages with ``dagger``; without it every stage trains on ``feed``.
+            by stages with ``dagger`` or ``mixture``; without it every stage trains on ``feed``.
     Raises:
         VlakitError: checkpoints exist but ``resume`` is False; or a stage/recipe mismatch on resume.
         NonFiniteLossError: a loss became NaN/inf.
     """
     out_dir = Path(out_dir)
-    if stage_data is None and any(s.dagger is not None for s in train.stages):
-        raise VlakitError("stages with `dagger` need the recipe's environment and data; train them with "
-                          "`vlakit train` (train_recipe), not run_stages alone")
+    if stage_data is None and any(s.dagger is not None or s.mixture is not None for s in train.stages):
+        raise VlakitError("stages with `dagger` or `mixture` need the recipe's environment and data; train them "
+                          "with `vlakit train` (train_recipe), not run_stages alone")
     if has_checkpoints(out_dir) and not resume:
         raise VlakitError(f"{out_dir} already holds checkpoints of a previous run; pass --resume to continue it, "
                           f"or choose another --out")
