@@ -102,7 +102,10 @@ class VLAPolicy(nn.Module):
 
     def target_text_segment(self, batch: Batch) -> tuple[Segment, Tensor, Tensor] | None:
         """(``text`` segment ``[BOS, t...]``, labels ``[t..., EOS]``, label mask) or None without targets."""
-        targets = batch.target_text
+        return self.text_segment(batch.target_text)
+
+    def text_segment(self, targets: list[str | None], *, name: str = "text") -> tuple[Segment, Tensor, Tensor] | None:
+        """:meth:`target_text_segment` for a list of texts; the segment is called ``name``."""
         if not any(t is not None for t in targets):
             return None
         tok = self.text_tokenizer
@@ -124,7 +127,7 @@ class VLAPolicy(nn.Module):
             labels[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             valid[i, :len(ids) + 1] = True
         inp, labels, valid = inp.to(device), labels.to(device), valid.to(device)
-        seg = Segment("text", self.language.embed(inp), valid, expert=0, attention="causal")
+        seg = Segment(name, self.language.embed(inp), valid, expert=0, attention="causal")
         return seg, labels, valid
 
     # -- training -------------------------------------------------------------------------------------
@@ -216,10 +219,16 @@ class VLAPolicy(nn.Module):
     # -- inference ------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_actions(self, observation: Observation, *, noise: Tensor | None = None,
-                       num_steps: int | None = None) -> ActionChunk:
-        """Actions ``[B, H, A]`` (normalised units), prefix computed once into a KV cache."""
+                       num_steps: int | None = None, subtask: list[str] | None = None) -> ActionChunk:
+        """Actions ``[B, H, A]`` (normalised units), prefix computed once into a KV cache.
+
+        ``subtask`` (one text per sample) replaces the predicted subtask: the actions are conditioned on
+        it exactly as in training (teacher forcing), e.g. a human's or the env's label (π0.5's
+        evaluation with expert high-level commands). Needs ``inference.predict_subtask``.
+        """
         prefix = self.prefix_segments(observation.to(self.device))
-        return self._act(observation, self.runner.run(prefix).context(), noise=noise, num_steps=num_steps)
+        return self._act(observation, self.runner.run(prefix).context(), noise=noise, num_steps=num_steps,
+                         subtask=subtask)
 
     @torch.no_grad()
     def sample_actions_uncached(self, observation: Observation, *, noise: Tensor | None = None,
@@ -229,12 +238,21 @@ class VLAPolicy(nn.Module):
         return self._act(observation, prefix, noise=noise, num_steps=num_steps)
 
     def _act(self, observation: Observation, context: Context, *, noise: Tensor | None,
-             num_steps: int | None) -> ActionChunk:
+             num_steps: int | None, subtask: list[str] | None = None) -> ActionChunk:
         inference = self.spec.inference
         b = observation.batch_size
         tok = self.text_tokenizer
-        subtask = None
-        if inference.predict_subtask:
+        if subtask is not None:
+            if not inference.predict_subtask:
+                raise PolicyInputError("a subtask was given, but this policy's actions do not condition on one "
+                                       "(model.inference.predict_subtask is false)")
+            if len(subtask) != b:
+                raise PolicyInputError(f"{len(subtask)} subtask texts for a batch of {b} observations")
+            text = self.text_segment(list(subtask), name="subtask")
+            if text is None:
+                raise PolicyInputError("no subtask text given")
+            context = self.runner.run([text[0]], context=context).context()
+        elif inference.predict_subtask:
             allowed = torch.zeros(self.language.vocab_size, dtype=torch.bool, device=self.device)
             allowed[:tok.vocab_size] = True
             for special in (tok.bos_id, tok.pad_id):

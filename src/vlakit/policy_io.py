@@ -280,15 +280,19 @@ class LoadedPolicy:
                 "vlakit_version": self.meta.get("vlakit_version")}
 
     def infer_batch(self, observations: list[Any], *, robot_type: str | None = None,
-                    camera_map: dict[str, str] | None = None, noise: Any = None) -> InferenceResult:
-        """Raw :class:`~vlakit.interfaces.env.EnvObservation` list -> unnormalised action chunks."""
+                    camera_map: dict[str, str] | None = None, noise: Any = None,
+                    subtask: list[str] | None = None) -> InferenceResult:
+        """Raw :class:`~vlakit.interfaces.env.EnvObservation` list -> unnormalised action chunks.
+        ``subtask`` (one text per observation) replaces the predicted subtask (see
+        :meth:`~vlakit.policy.VLAPolicy.sample_actions`)."""
         import torch
 
         start = time.perf_counter()
         transform = self.transform(robot_type=robot_type, camera_map=camera_map)
         obs = transform(list(observations)).to(self.backend.device)
         with torch.inference_mode(), self.backend.autocast():
-            chunk = self.policy.sample_actions(obs, noise=noise, num_steps=self.recipe.model.inference.num_steps)
+            chunk = self.policy.sample_actions(obs, noise=noise, num_steps=self.recipe.model.inference.num_steps,
+                                               subtask=subtask)
         valid = chunk.valid.cpu().numpy().astype(bool)
         actions = transform.unnormalize_actions(chunk.actions.float()).astype(np.float32)
         actions[~valid] = np.nan  # never hand out numbers for a chunk that failed to decode

@@ -231,3 +231,25 @@ def test_vision_pretrain_runs_before_the_stages_and_is_not_redone_after_a_crash(
     for other in (changed, "train.seed=5"):  # other task settings, or other starting weights
         with pytest.raises(AssertionError, match="pre-training ran again"):
             train_recipe(tiny(cache, other), out_dir=tmp_path / "again", console=QUIET, progress=False)
+
+
+def test_cli_eval_with_oracle_subtasks_conditions_on_the_envs_labels(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from vlakit.cli.main import app
+
+    result = CliRunner().invoke(app, ["eval", str(trained.policy_dir), "--subtasks", "oracle", "-n", "2",
+                                      "--split", "train", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "eval_report.json").read_text())
+    assert report["subtasks"] == "oracle" and len(report["episodes"]) == 2
+    from vlakit.envs.tabletop import TabletopConfig
+
+    loaded = load_policy(trained.policy_dir, backend="cpu", precision="32-true")
+    obs = TabletopConfig().build().reset(seed=0)
+    noise = torch.randn(1, loaded.recipe.model.horizon, loaded.recipe.model.max_action_dim)
+    oracle = loaded.infer_batch([obs], noise=noise, subtask=[obs.info["subtask"]])
+    assert oracle.subtask == [obs.info["subtask"]]
+    predicted = loaded.infer_batch([obs], noise=noise)
+    if predicted.subtask != oracle.subtask:  # an untrained model's own text: other actions
+        assert not np.allclose(predicted.actions, oracle.actions)

@@ -193,3 +193,48 @@ def test_env_without_splits_only_accepts_default():
     assert isinstance(make_env(NoSplitConfig(), split="default"), LineEnv)
     with pytest.raises(Exception, match="split"):
         make_env(LineConfig(), split="valid")
+
+
+class _RecordingPolicy:
+    """Stands in for a LoadedPolicy: records the subtasks it is given, moves nowhere."""
+
+    def __init__(self, recipe: Any) -> None:
+        self.recipe = recipe
+        self.given: list[list[str] | None] = []
+
+    def infer_batch(self, observations, robot_type=None, camera_map=None, subtask=None):
+        from types import SimpleNamespace
+
+        self.given.append(subtask)
+        n = len(observations)
+        return SimpleNamespace(actions=np.zeros((n, 3, 3), np.float32), valid=np.ones(n, bool), errors=[None] * n,
+                               subtask=subtask)
+
+
+def test_oracle_subtasks_give_the_policy_the_envs_label_formatted_like_its_data():
+    from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
+    from vlakit.evaluation import PolicyActor
+    from vlakit.recipe.load import load_recipe
+
+    env = TabletopEnv(TabletopConfig(families=("pick_place",)))
+    obs = env.reset(seed=3)
+    target = env.world.positions[env.task.target]
+    plain = _RecordingPolicy(load_recipe("pi05_tabletop_tiny"))
+    step = PolicyActor(plain, subtasks="oracle").act(obs)
+    assert plain.given == [[env.subtask()]] and step.subtask == env.subtask()
+    pointed = _RecordingPolicy(load_recipe("pi05_tabletop_tiny", ["data.sources.robot.subtask_points=10"]))
+    PolicyActor(pointed, subtasks="oracle").act(obs)
+    col, row = int(target[0] * 10), int(target[1] * 10)
+    assert pointed.given == [[f"{env.subtask()} at {col} {row}"]]  # "pick up the X": the object's grid cell
+    predicted = _RecordingPolicy(load_recipe("pi05_tabletop_tiny"))
+    PolicyActor(predicted).act(obs)
+    assert predicted.given == [None]
+
+    with pytest.raises(VlakitError, match="predict_subtask is false"):
+        PolicyActor(_RecordingPolicy(load_recipe("pi05_tabletop_tiny", ["model.inference.predict_subtask=false"])),
+                    subtasks="oracle")
+    unlabelled = EnvObservation(images=obs.images, state=obs.state, prompt=obs.prompt, info={})
+    with pytest.raises(VlakitError, match=r"info\['subtask'\]"):
+        PolicyActor(plain, subtasks="oracle").act(unlabelled)
+    with pytest.raises(VlakitError, match="subtasks must be one of"):
+        PolicyActor(plain, subtasks="human")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vlakit.policy import PolicyInputError
+
 try:  # one_thread is an autouse fixture
     from ._doubles import observation, one_thread, tiny_policy
 except ImportError:  # run as a rootdir module
@@ -111,3 +113,25 @@ def test_exact_length_fast_decoding_always_yields_a_decodable_chunk():
                                 f"model.heads.fast_autoregressive.max_tokens={n_values}",
                                 "model.heads.fast_autoregressive.exact_length=false")
     assert not unconstrained.sample_actions(obs).valid.all()  # unconstrained, the untrained model fails
+
+
+def test_a_given_subtask_conditions_the_actions_like_the_predicted_one():
+    policy = tiny_policy("pi05_tiny", "model.inference.predict_subtask=true", "model.inference.max_subtask_tokens=4")
+    spec = policy.spec
+    obs = observation(spec, 2)
+    noise = torch.randn(2, spec.horizon, spec.max_action_dim, generator=torch.Generator().manual_seed(3))
+    predicted = policy.sample_actions(obs, noise=noise)
+    # teacher-forcing the text greedy decoding produced is the same computation as decoding it
+    given = policy.sample_actions(obs, noise=noise, subtask=predicted.subtask)
+    assert given.subtask == predicted.subtask
+    assert (given.actions - predicted.actions).abs().max() < 1e-5
+    other = ["pick up the red cube", "move to the blue ball"]
+    assert other != predicted.subtask
+    moved = policy.sample_actions(obs, noise=noise, subtask=other)
+    assert moved.subtask == other
+    assert (moved.actions - predicted.actions).abs().max() > 1e-4  # the actions do read the subtask
+    with pytest.raises(PolicyInputError, match="1 subtask texts for a batch of 2"):
+        policy.sample_actions(obs, noise=noise, subtask=["only one"])
+    plain = tiny_policy("pi05_tiny")
+    with pytest.raises(PolicyInputError, match="predict_subtask is false"):
+        plain.sample_actions(observation(plain.spec, 1), subtask=["pick up the red cube"])

@@ -57,3 +57,9 @@ def test_eval_expert_baseline_writes_report(tmp_path):
     assert report["actor"] == "expert" and report["splits"] == ["unseen"]
     overall = [g for g in report["summary"] if g["family"] == "all"][0]
     assert overall["episodes"] == 3 and overall["success_rate"] == 1.0
+
+
+def test_eval_oracle_subtasks_are_for_the_policy_only(tmp_path):
+    result = runner.invoke(app, ["eval", "--actor", "expert", "--subtasks", "oracle", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--subtasks oracle applies to the policy" in flat(result)
+    assert not (tmp_path / "eval_report.json").exists()

@@ -69,7 +69,8 @@ def _run_variant(recipe: Any, out_dir: Path, *, episodes: int | None, resume: bo
     result = train_recipe(recipe, out_dir=out_dir, resume=resume, console=console)
     loaded = load_policy(result.policy_dir)
     spec = recipe.eval
-    report = evaluate(make_actor=lambda: PolicyActor(loaded, camera_map=dict(spec.camera_map) or None),
+    report = evaluate(make_actor=lambda: PolicyActor(loaded, camera_map=dict(spec.camera_map) or None,
+                                                     subtasks=spec.subtasks),
                       env_spec=spec.env, splits=list(spec.splits), episodes=episodes or spec.episodes,
                       replan_every=spec.replan_every, seed=spec.seed, out_dir=out_dir / "eval", console=console,
                       title=f"{recipe.name}: closed-loop success")

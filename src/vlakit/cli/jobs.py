@@ -17,6 +17,11 @@ class ActorChoice(str, Enum):
     expert = "expert"
 
 
+class SubtaskChoice(str, Enum):
+    predicted = "predicted"
+    oracle = "oracle"
+
+
 def _default_out(recipe: Any) -> Path:
     return Path("runs") / recipe.name
 
@@ -40,7 +45,7 @@ def train(
 
 def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: str | None, splits: list[str] | None,
               episodes: int | None, replan_every: int | None, seed: int | None, out: Path, title: str,
-              batch_size: int | None = None) -> Any:
+              batch_size: int | None = None, subtasks: str | None = None) -> Any:
     from vlakit.errors import VlakitError
     from vlakit.evaluation import ExpertActor, PolicyActor, RandomActor, evaluate
     from vlakit.registry import ENVS
@@ -62,7 +67,10 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
         env_spec = ENVS.config_class("tabletop")()
     horizon = recipe.model.horizon if recipe is not None else 10
     camera_map = dict(spec.camera_map) if spec else None
-    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded, camera_map=camera_map),
+    subtasks = subtasks or (spec.subtasks if spec else "predicted")
+    if subtasks != "predicted" and actor is not ActorChoice.policy:
+        raise VlakitError(f"--subtasks {subtasks} applies to the policy, not to --actor {actor.value}")
+    make_actor = {ActorChoice.policy: lambda: PolicyActor(loaded, camera_map=camera_map, subtasks=subtasks),
                   ActorChoice.expert: ExpertActor,
                   ActorChoice.random: lambda: RandomActor(horizon=horizon, seed=0)}[actor]
     return evaluate(make_actor=make_actor, env_spec=env_spec,
@@ -73,7 +81,8 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
                     strip_episodes=spec.strip_episodes if spec else 3,
                     batch_size=batch_size or (spec.batch_size if spec else 1),
                     console=console, title=title,
-                    info={"actor": actor.value, "policy_dir": str(policy_dir) if policy_dir else None})
+                    info={"actor": actor.value, "policy_dir": str(policy_dir) if policy_dir else None,
+                          "subtasks": subtasks if actor is ActorChoice.policy else None})
 
 
 def eval_cmd(
@@ -90,12 +99,15 @@ def eval_cmd(
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Episodes rolled out together, one batched "
                                    "policy call per replan (default: the recipe's eval.batch_size). Faster; the "
                                    "reported latency is then that of a batched call."),
+    subtasks: SubtaskChoice = typer.Option(None, "--subtasks", help="'oracle': give the policy the env's subtask "
+                                           "labels instead of its own predictions (the low-level policy under a "
+                                           "perfect high-level one). Default: the recipe's eval.subtasks."),
 ) -> None:
     """Closed-loop evaluation: success per task family and split (95% Wilson CI), episode length, latency."""
     out_dir = out or ((policy_dir.parent / "eval") if policy_dir else Path("runs") / f"eval_{actor.value}")
     report = _evaluate(policy_dir=policy_dir, recipe=None, actor=actor, env=env, splits=split, episodes=episodes,
                        replan_every=replan_every, seed=seed, out=out_dir, title=f"{actor.value} evaluation",
-                       batch_size=batch_size)
+                       batch_size=batch_size, subtasks=subtasks.value if subtasks else None)
     console.print(f"report: [bold]{report.files['json']}[/]; episode strip: {report.files['png']}")
 
 

@@ -11,6 +11,9 @@ import numpy as np
 from vlakit.errors import VlakitError
 from vlakit.interfaces.env import Env, EnvObservation
 
+#: where a policy actor's subtask comes from: its own prediction, or the env's label
+SUBTASK_MODES: tuple[str, ...] = ("predicted", "oracle")
+
 
 @dataclass
 class ActorStep:
@@ -44,14 +47,28 @@ class Actor(ABC):
 
 
 class PolicyActor(Actor):
-    """A loaded policy (:class:`vlakit.policy_io.LoadedPolicy`): subtask + chunk as the recipe says."""
+    """A loaded policy (:class:`vlakit.policy_io.LoadedPolicy`): subtask + chunk as the recipe says.
+
+    ``subtasks="oracle"`` gives the policy the env's own subtask label (``obs.info["subtask"]``)
+    instead of letting it predict one: the low-level policy under a perfect high-level one (π0.5's
+    evaluation with expert high-level commands). The label is formatted like the recipe's robot data:
+    with its grid points (``obs.info["subtask_point"]``) when a data source sets ``subtask_points``.
+    """
 
     name = "policy"
     batchable = True  # its only state, the robot type, is the same for every episode of one env
 
-    def __init__(self, loaded: Any, *, camera_map: dict[str, str] | None = None) -> None:
+    def __init__(self, loaded: Any, *, camera_map: dict[str, str] | None = None,
+                 subtasks: str = "predicted") -> None:
+        if subtasks not in SUBTASK_MODES:
+            raise VlakitError(f"subtasks must be one of {', '.join(SUBTASK_MODES)}, got {subtasks!r}")
+        if subtasks == "oracle" and not loaded.recipe.model.inference.predict_subtask:
+            raise VlakitError(f"subtasks=oracle: policy {loaded.recipe.name!r} does not condition its actions on a "
+                              "subtask (model.inference.predict_subtask is false)")
         self.loaded = loaded
         self.camera_map = camera_map
+        self.subtasks = subtasks
+        self.points = _subtask_points(loaded.recipe) if subtasks == "oracle" else None
         self.robot_type: str | None = None
 
     def reset(self, env: Env, *, seed: int) -> None:
@@ -62,10 +79,38 @@ class PolicyActor(Actor):
         return self.act_batch([obs])[0]
 
     def act_batch(self, observations: list[EnvObservation]) -> list[ActorStep]:
-        result = self.loaded.infer_batch(list(observations), robot_type=self.robot_type, camera_map=self.camera_map)
+        given = [self._label(o) for o in observations] if self.subtasks == "oracle" else None
+        result = self.loaded.infer_batch(list(observations), robot_type=self.robot_type, camera_map=self.camera_map,
+                                         subtask=given)
         return [ActorStep(actions=result.actions[i], valid=bool(result.valid[i]), error=result.errors[i],
                           subtask=result.subtask[i] if result.subtask is not None else None)
                 for i in range(len(observations))]
+
+
+    def _label(self, obs: EnvObservation) -> str:
+        text = obs.info.get("subtask")
+        if not isinstance(text, str) or not text:
+            raise VlakitError("subtasks=oracle needs an env that labels its subtasks (observation info['subtask']); "
+                              f"this observation's info has keys {sorted(obs.info)}")
+        if self.points is None:
+            return text
+        from vlakit.envs.tabletop.language import pointed_subtask
+
+        point = obs.info.get("subtask_point")
+        if point is None:
+            raise VlakitError("subtasks=oracle: the policy's data gave subtasks grid points (subtask_points: "
+                              f"{self.points}), but the env's observation info has no 'subtask_point'")
+        return pointed_subtask(text, np.asarray(point), self.points)
+
+
+def _subtask_points(recipe: Any) -> int | None:
+    """The grid size of the subtask points the recipe's data appends to subtask texts (None: plain text)."""
+    sizes = {getattr(s, "subtask_points", None) for s in (recipe.data.sources.values() if recipe.data else [])}
+    sizes.discard(None)
+    if len(sizes) > 1:
+        raise VlakitError(f"the recipe's data sources format subtask points on different grids {sorted(sizes)}; "
+                          "an oracle subtask cannot match them all")
+    return sizes.pop() if sizes else None
 
 
 class RandomActor(Actor):

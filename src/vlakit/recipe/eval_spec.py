@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from vlakit.config import FrozenModel
@@ -21,3 +23,6 @@ class EvalSpec(FrozenModel):
     strip_episodes: int = Field(3, ge=0)
     batch_size: int = Field(1, ge=1, description="episodes rolled out together, one batched policy call per "
                                                  "replan (latency is then that of the batched call)")
+    #: ``oracle``: the policy is given the env's subtask label instead of predicting one (the low-level
+    #: policy under a perfect high-level one); needs a policy that predicts subtasks
+    subtasks: Literal["predicted", "oracle"] = "predicted"
