@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from vlakit.recipe.errors import RecipeError
 from vlakit.recipe.load import load_recipe
-from vlakit.training.dagger import StageData
 from vlakit.training.run import train_recipe
+from vlakit.training.stage_data import StageData
 
 QUIET = Console(file=open("/dev/null", "w"))
 

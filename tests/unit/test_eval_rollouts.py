@@ -228,7 +228,7 @@ def test_oracle_subtasks_give_the_policy_the_envs_label_formatted_like_its_data(
     assert pointed.given == [[f"{env.subtask()} at {col} {row}"]]  # "pick up the X": the object's grid cell
     predicted = _RecordingPolicy(load_recipe("pi05_tabletop_tiny"))
     PolicyActor(predicted).act(obs)
-    assert predicted.given == [None]
+    assert predicted.given == [None]  # nothing given: the policy predicts its own
 
     with pytest.raises(VlakitError, match="predict_subtask is false"):
         PolicyActor(_RecordingPolicy(load_recipe("pi05_tabletop_tiny", ["model.inference.predict_subtask=false"])),

@@ -79,9 +79,9 @@ class PolicyActor(Actor):
         return self.act_batch([obs])[0]
 
     def act_batch(self, observations: list[EnvObservation]) -> list[ActorStep]:
-        given = [self._label(o) for o in observations] if self.subtasks == "oracle" else None
+        extra = {"subtask": [self._label(o) for o in observations]} if self.subtasks == "oracle" else {}
         result = self.loaded.infer_batch(list(observations), robot_type=self.robot_type, camera_map=self.camera_map,
-                                         subtask=given)
+                                         **extra)
         return [ActorStep(actions=result.actions[i], valid=bool(result.valid[i]), error=result.errors[i],
                           subtask=result.subtask[i] if result.subtask is not None else None)
                 for i in range(len(observations))]

@@ -235,7 +235,7 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
     feed = make_feed(recipe.data)
     stage_data = None
     if any(stage.dagger is not None or stage.mixture is not None for stage in recipe.train.stages):
-        from vlakit.training.dagger import StageData
+        from vlakit.training.stage_data import StageData
 
         stage_data = StageData(recipe=recipe, out_dir=out_dir, norm_stats=norm_stats, backend=backend,
                                make_feed=make_feed, base_feed=feed, console=console, progress=progress and rank0)

@@ -80,7 +80,7 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
         resume: continue from the last checkpoint (same optimizer, scheduler, RNG and data position).
         console: a rich console for progress.
         extra_callbacks: more Lightning callbacks (tests use this to interrupt a run).
-        stage_data: per-stage data (:class:`vlakit.training.dagger.StageData`): ``feed(index)`` gives the
+        stage_data: per-stage data (:class:`vlakit.training.stage_data.StageData`): ``feed(index)`` gives the
             feed a stage trains on (the same object while the mixture stays the same) and
             ``prepare(index, ...)`` runs before it trains (collecting on-policy corrections). Needed
             by stages with ``dagger`` or ``mixture``; without it every stage trains on ``feed``.
