@@ -141,3 +141,19 @@ def test_pointed_subtasks_are_whole_tokens_and_fit_the_recipe_budget():
     assert pieces[-6:] == ["Ġat", "Ġ9", "Ġ9", "Ġto", "Ġ0", "Ġ0"]
     recipe = load_recipe("pi05_tabletop")
     assert len(ids) + 1 <= recipe.model.max_target_tokens
+
+
+def test_a_vqa_source_can_ask_only_pointing_questions():
+    from vlakit.data.sources.vqa import TabletopVQAConfig
+
+    source = TabletopVQAConfig(num_samples=30, points=10, questions=("point",)).build()
+    for i in range(30):
+        sample = source[i]
+        assert sample["prompt"].startswith("where is the ") and sample["prompt"].endswith(" at?")
+        assert len(sample["target_text"].split()) == 2 and all(w.isdigit() for w in sample["target_text"].split())
+    mixed = TabletopVQAConfig(num_samples=30, points=10).build()
+    assert any(not mixed[i]["prompt"].endswith(" at?") for i in range(30))
+    with pytest.raises(ValueError, match="unknown VQA question type"):
+        TabletopVQAConfig(questions=("pointing",))
+    with pytest.raises(ValueError, match="points"):
+        TabletopVQAConfig(questions=("point",))

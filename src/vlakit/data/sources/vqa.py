@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vlakit.interfaces.data_source import DataSource, DataSourceConfig
 from vlakit.registry import DATA_SOURCES
@@ -28,6 +28,22 @@ class TabletopVQAConfig(DataSourceConfig):
     image_size: int = Field(64, ge=16, le=512)
     points: int | None = Field(None, ge=2, le=100, description="also ask pointing questions ('where is the red cube "
                                "at?' -> '3 5' on a N x N grid of the table); None: no pointing questions")
+    #: the question types asked (default: every type, ``point`` included when ``points`` is set), e.g.
+    #: ``[point]`` for a source of pointing questions only
+    questions: tuple[str, ...] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _known_questions(self) -> TabletopVQAConfig:
+        from vlakit.envs.tabletop.vqa import QUESTION_TYPES
+
+        if self.questions is not None:
+            known = (*QUESTION_TYPES, "point")
+            unknown = [q for q in self.questions if q not in known]
+            if unknown:
+                raise ValueError(f"unknown VQA question type(s) {unknown}; valid: {', '.join(known)}")
+            if "point" in self.questions and self.points is None:
+                raise ValueError("questions include 'point' but points (the grid size) is not set")
+        return self
 
     def build(self, *, name: str = "tabletop_vqa", cache_dir: Path | None = None, **_: Any) -> TabletopVQA:
         return TabletopVQA(self, name=name)
@@ -56,6 +72,6 @@ class TabletopVQA(DataSource):
 
             renderer = self._local.renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
         s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer,
-                     pairs=self.config.pairs, points=self.config.points)
+                     pairs=self.config.pairs, points=self.config.points, kinds=self.config.questions)
         return {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
                 "target_text": s.answer, "robot_type": None}

@@ -90,11 +90,11 @@ def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator,
 
 
 def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "split",
-             points: int | None = None) -> VQASample:
+             points: int | None = None, kinds: tuple[str, ...] | None = None) -> VQASample:
     """One question about one freshly drawn scene, rendered with ``renderer`` (``pairs``: see
     :func:`~vlakit.envs.tabletop.scene.sample_scene`). With ``points`` (a grid size), pointing questions
     ("where is the red cube at?" -> "3 5", see :func:`~vlakit.envs.tabletop.language.point_words`) join
-    the question types."""
+    the question types. ``kinds`` restricts the question types asked (default: all of them)."""
     rng = np.random.default_rng([int(seed), 4242])
     scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2, with_bin=False,
                          objects_in_zones=0.3, pairs=pairs)
@@ -103,7 +103,11 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
     renderer.set_scene(scene)
     images = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0, held=-1,
                              links=None)
-    kinds = QUESTION_TYPES + (("point",) if points is not None else ())
+    available = QUESTION_TYPES + (("point",) if points is not None else ())
+    if kinds is None:
+        kinds = available
+    elif not kinds or set(kinds) - set(available):
+        raise ValueError(f"VQA question kinds {list(kinds)}: choose among {list(available)} ('point' needs points)")
     kind = kinds[int(seed) % len(kinds)]
     for _ in range(8):
         qa = _ask(kind, scene, gripper.position, rng, points)
@@ -111,7 +115,12 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
             break
         kind = kinds[int(rng.integers(len(kinds)))]
     else:
-        kind = "count_all"
-        qa = _ask(kind, scene, gripper.position, rng)
+        # the last resort: count_all (always fits) for an unrestricted source, else the first type that fits
+        for kind in (("count_all",) if tuple(kinds) == available else kinds):
+            qa = _ask(kind, scene, gripper.position, rng, points)
+            if qa is not None:
+                break
+        else:
+            raise ValueError(f"VQA sample {seed}: none of the question types {list(kinds)} fits its scene")
     assert qa is not None
     return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind)
