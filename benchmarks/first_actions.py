@@ -12,7 +12,9 @@ For each split and task family, ``--episodes`` episodes of the policy's evaluati
 * **cos of mean**: the same for the mean of the samples (what the policy "means" on average);
 * **sampled > 0.9**: the share of samples within about 25 degrees of the expert's direction;
 * **subtask right**: the share of first frames whose greedily decoded subtask equals the env's label
-  (``-`` when the recipe does not predict one);
+  (``-`` when the recipe does not predict one); with grid points in the subtask text
+  (``subtask_points``), its words, and **object cell ±1**: how often the predicted object grid cell
+  ("... at 3 5") is within one cell of the true one, in each direction;
 * with ``flow_matching.point_weight`` > 0, **point grounded** / **point error**: the point head's
   reading of the action tokens at the first Euler step (t = 1): how often the object nearest its
   predicted object position is the subtask's, and its distance from it (table units).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +42,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from vlakit.evaluation.actors import subtask_points
 from vlakit.evaluation.evaluator import make_env
 from vlakit.policy_io import load_policy
 
@@ -72,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     head = loaded.policy.heads[recipe.model.inference.actions_from]
     point_proj = getattr(head, "point_proj", None)
     columns = ["split", "family", "cos sampled", "cos of mean", "sampled > 0.9", "subtask right"]
+    bins = subtask_points(recipe)  # the subtask text carries grid points ("... at 3 5")
+    if bins is not None:
+        columns += ["object cell ±1"]
     if point_proj is not None:
         columns += ["point grounded", "point error"]
     for col in columns:
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             env = make_env(type(spec).model_validate({**spec.model_dump(), "families": [family]}), split=split)
             if not hasattr(env, "expert_action"):
                 raise SystemExit(f"env {spec.type!r} has no scripted expert (expert_action)")
-            sampled, of_mean, close, subtask_right, grounded, point_err = [], [], [], [], [], []
+            sampled, of_mean, close, subtask_right, grounded, point_err, cell = [], [], [], [], [], [], []
             for k in range(args.episodes):
                 obs = env.reset(seed=args.seed + k)
                 expert = np.asarray(env.expert_action())[:-1]
@@ -105,9 +112,19 @@ def main(argv: list[str] | None = None) -> int:
                 close.append(np.mean(np.array(cos) > 0.9))
                 of_mean.append(cosine(first.mean(0), expert))
                 if result.subtask is not None:
-                    subtask_right.append(result.subtask[0] == env.subtask())
+                    said = result.subtask[0]
+                    if bins is not None:  # the words and the object's grid cell separately
+                        m = re.search(r" at (\d+) (\d+)", said)
+                        true = obs.info["subtask_point"][:2]
+                        if true[0] >= 0:
+                            want = [min(int(v * bins), bins - 1) for v in true]
+                            cell.append(m is not None and max(abs(int(m[1]) - want[0]), abs(int(m[2]) - want[1])) <= 1)
+                        said = re.split(r" at \d| to \d", said)[0]
+                    subtask_right.append(said == env.subtask())
             row = [split, family, f"{np.mean(sampled):.2f}", f"{np.mean(of_mean):.2f}", f"{np.mean(close):.2f}",
                    f"{np.mean(subtask_right):.2f}" if subtask_right else "-"]
+            if bins is not None:
+                row += [f"{np.mean(cell):.2f}" if cell else "-"]
             if point_proj is not None:
                 row += [f"{np.mean(grounded):.2f}", f"{np.mean(point_err):.3f}"]
             table.add_row(*row)

@@ -68,7 +68,7 @@ class PolicyActor(Actor):
         self.loaded = loaded
         self.camera_map = camera_map
         self.subtasks = subtasks
-        self.points = _subtask_points(loaded.recipe) if subtasks == "oracle" else None
+        self.points = subtask_points(loaded.recipe) if subtasks == "oracle" else None
         self.robot_type: str | None = None
 
     def reset(self, env: Env, *, seed: int) -> None:
@@ -103,7 +103,7 @@ class PolicyActor(Actor):
         return pointed_subtask(text, np.asarray(point), self.points)
 
 
-def _subtask_points(recipe: Any) -> int | None:
+def subtask_points(recipe: Any) -> int | None:
     """The grid size of the subtask points the recipe's data appends to subtask texts (None: plain text)."""
     sizes = {getattr(s, "subtask_points", None) for s in (recipe.data.sources.values() if recipe.data else [])}
     sizes.discard(None)
