@@ -168,10 +168,48 @@ class VLAPolicy(nn.Module):
                 out[TEXT_LOSS] = result.hidden["prompt"].sum() * 0.0
             else:
                 scores = self.language.logits(result.hidden["text"])
-                ce = F.cross_entropy(scores.flatten(0, 1), text[1].flatten(), reduction="none")
+                ce = self._text_ce(scores.flatten(0, 1), text[1].flatten())
                 w = text[2].flatten().float()
                 out[TEXT_LOSS] = (ce * w).sum() / w.sum().clamp_min(1.0)
         return out
+
+    def _text_ce(self, scores: Tensor, labels: Tensor) -> Tensor:
+        """Per-token cross-entropy; with ``model.number_smoothing``, number labels get the ordinal soft target."""
+        sigma = self.spec.number_smoothing
+        if sigma is None:
+            return F.cross_entropy(scores, labels, reduction="none")
+        ids, values, spaced = self._number_tokens()
+        logp = F.log_softmax(scores.float(), dim=-1)
+        hard = -logp.gather(1, labels[:, None])[:, 0]
+        lookup = torch.full((scores.shape[-1],), -1, dtype=torch.long, device=scores.device)
+        lookup[ids] = torch.arange(len(ids), device=scores.device)
+        slot = lookup[labels]
+        rows = slot >= 0
+        if not bool(rows.any()):
+            return hard
+        v, form = values.to(scores.device), spaced.to(scores.device)
+        target = torch.exp(-((v[None, :] - v[slot[rows]][:, None]) ** 2) / (2.0 * sigma ** 2))
+        target = target * (form[None, :] == form[slot[rows]][:, None])  # "Ġ3" spreads over "Ġ2", "Ġ4", not "3"
+        target = target / target.sum(-1, keepdim=True)
+        soft = -(target * logp[rows][:, ids.to(scores.device)]).sum(-1)
+        return hard.masked_scatter(rows, soft)
+
+    def _number_tokens(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Ids of the text tokenizer's whole-number tokens, their values and whether they carry the
+        leading-space marker (cached)."""
+        if getattr(self, "_numbers", None) is None:
+            tok = self.text_tokenizer
+            found = []
+            for i in range(tok.vocab_size):
+                raw = str(tok.id_to_token(i) or "")
+                piece = raw.lstrip("Ġ▁ ")
+                if piece.isascii() and piece.isdigit() and len(piece) <= 3:
+                    found.append((i, int(piece), len(piece) != len(raw)))
+            if not found:
+                raise PolicyInputError("model.number_smoothing is set but the text tokenizer has no number tokens")
+            self._numbers = (torch.tensor([i for i, _, _ in found]), torch.tensor([float(v) for _, v, _ in found]),
+                             torch.tensor([spaced for _, _, spaced in found]))
+        return self._numbers
 
     def _repeated_head_loss(self, name: str, inputs: TrainingInputs, segments: list[Segment],
                             result: RunResult) -> Tensor:

@@ -157,3 +157,27 @@ def test_a_vqa_source_can_ask_only_pointing_questions():
         TabletopVQAConfig(questions=("pointing",))
     with pytest.raises(ValueError, match="points"):
         TabletopVQAConfig(questions=("point",))
+
+
+def test_number_smoothing_makes_a_near_miss_cheaper_than_a_far_one_and_leaves_words_alone():
+    import torch
+
+    from vlakit.recipe.build import build_policy
+    from vlakit.recipe.load import load_recipe
+
+    plain = build_policy(load_recipe("pi05_tabletop_tiny"))
+    smooth = build_policy(load_recipe("pi05_tabletop_tiny", ["model.number_smoothing=1.0"]))
+    tok = smooth.text_tokenizer
+    three, four, eight = (tok.encode([f"at {n}"])[0][-1] for n in (3, 4, 8))
+    word = tok.encode(["at cube"])[0][-1]
+    v = smooth.language.vocab_size
+    near, far = torch.full((1, v), -5.0), torch.full((1, v), -5.0)
+    near[0, four], far[0, eight] = 5.0, 5.0  # confident in 4 or in 8 where the label is 3
+    label = torch.tensor([three])
+    assert smooth._text_ce(near, label) < smooth._text_ce(far, label)
+    assert plain._text_ce(near, label) == pytest.approx(float(plain._text_ce(far, label)))  # plain CE: both wrong
+    scores = torch.randn(3, v)
+    labels = torch.tensor([word, three, word])
+    a, b = smooth._text_ce(scores, labels), plain._text_ce(scores, labels)
+    assert a[0] == pytest.approx(float(b[0])) and a[2] == pytest.approx(float(b[2]))
+    assert a[1] != pytest.approx(float(b[1]))

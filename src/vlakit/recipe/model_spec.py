@@ -42,6 +42,10 @@ class ModelSpec(FrozenModel):
     knowledge_insulation: bool = False
     #: weight of the text cross-entropy is set per stage; this toggles whether text targets exist
     text_loss: bool = True
+    #: ordinal label smoothing for number tokens in text targets (e.g. grid points "at 3 5"): the
+    #: target of a number n is spread over the vocabulary's numbers m with weight exp(-(m-n)^2 / 2s^2),
+    #: so a near miss costs less than a far one, as in regression. None: plain cross-entropy
+    number_smoothing: float | None = Field(None, gt=0)
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
 
     @model_validator(mode="before")
