@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vlakit.components.text.points import fill_points
 from vlakit.errors import VlakitError
 from vlakit.interfaces.action_head import ActionHead, InferenceInputs, TrainingInputs
 from vlakit.interfaces.language import LanguageBackbone
@@ -33,10 +34,36 @@ from vlakit.nn.segments import Segment, hides
 from vlakit.types import ActionChunk, Batch, Observation
 
 TEXT_LOSS = "text"
+POINT_LOSS = "point"
 
 
 class PolicyInputError(VlakitError, ValueError):
     """An observation or batch the policy cannot use (missing camera, prompt too long, ...)."""
+
+
+class PointQuery(nn.Module):
+    """``model.point_query``: a learned query token on expert 0 and a linear read-out of where the
+    subtask happens, in table coordinates centred and scaled to about unit spread (``4 (p - 0.5)``,
+    as the flow head's point loss)."""
+
+    def __init__(self, width: int, dim: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.head = nn.Linear(width, dim)
+
+    def segment(self, batch_size: int, device: torch.device) -> Segment:
+        """One token after the prompt, in a block of its own, attended by no other segment."""
+        return Segment("point_query", self.query.expand(batch_size, 1, -1).to(device),
+                       torch.ones(batch_size, 1, dtype=torch.bool, device=device), expert=0, attention="block",
+                       visibility="none")
+
+    def scaled(self, hidden: Tensor) -> Tensor:
+        """``[B, 1, D]`` query hidden state -> ``[B, dim]`` prediction in the scaled coordinates."""
+        return self.head(hidden[:, 0].to(self.head.weight.dtype)).float()
+
+    @staticmethod
+    def to_table(scaled: Tensor) -> Tensor:
+        return scaled / 4.0 + 0.5
 
 
 class VLAPolicy(nn.Module):
@@ -59,6 +86,8 @@ class VLAPolicy(nn.Module):
         self.text_tokenizer = text_tokenizer
         self.action_tokenizer = action_tokenizer
         self.runner = SequenceRunner(language, knowledge_insulation=spec.knowledge_insulation)
+        query = getattr(spec, "point_query", None)
+        self.point_query = PointQuery(language.expert_widths[0], query.dim) if query is not None else None
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
@@ -66,8 +95,10 @@ class VLAPolicy(nn.Module):
         return next(self.language.parameters()).device
 
     def loss_names(self) -> list[str]:
-        """Every loss this policy can compute: its heads, and ``text`` when the recipe has text targets."""
-        return list(self.heads) + ([TEXT_LOSS] if self.spec.text_loss else [])
+        """Every loss this policy can compute: its heads, ``text`` when the recipe has text targets and
+        ``point`` with ``model.point_query``."""
+        return (list(self.heads) + ([TEXT_LOSS] if self.spec.text_loss else [])
+                + ([POINT_LOSS] if self.point_query is not None else []))
 
     def prefix_segments(self, observation: Observation) -> list[Segment]:
         """Image segments (one per camera, recipe order) and the prompt segment, all on expert 0."""
@@ -142,6 +173,8 @@ class VLAPolicy(nn.Module):
             raise PolicyInputError(f"no loss requested; this policy computes {available}")
         batch = batch.to(self.device)
         segments = self.prefix_segments(batch.observation)
+        if self.point_query is not None:
+            segments.append(self.point_query.segment(batch.batch_size, self.device))
         text = self.target_text_segment(batch) if self.spec.text_loss else None
         if text is not None:
             segments.append(text[0])
@@ -171,7 +204,24 @@ class VLAPolicy(nn.Module):
                 ce = self._text_ce(scores.flatten(0, 1), text[1].flatten())
                 w = text[2].flatten().float()
                 out[TEXT_LOSS] = (ce * w).sum() / w.sum().clamp_min(1.0)
+        if POINT_LOSS in wanted:
+            out[POINT_LOSS] = self._point_loss(batch, result.hidden["point_query"])
         return out
+
+    def _point_loss(self, batch: Batch, hidden: Tensor) -> Tensor:
+        """Squared error of the point query over the batch's known subtask point entries (NaN: none);
+        a zero that keeps the graph when no sample in the batch has a point."""
+        assert self.point_query is not None
+        pred = self.point_query.scaled(hidden)
+        if batch.subtask_point is None:
+            return pred.sum() * 0.0
+        target = batch.subtask_point.to(pred.device).float()
+        if target.shape != pred.shape:
+            raise PolicyInputError(f"subtask points are {list(target.shape)}, model.point_query.dim gives "
+                                   f"{list(pred.shape)}")
+        known = torch.isfinite(target)
+        err = (pred - 4.0 * (torch.nan_to_num(target) - 0.5)).pow(2) * known.float()
+        return err.sum() / known.sum().clamp_min(1)
 
     def _text_ce(self, scores: Tensor, labels: Tensor) -> Tensor:
         """Per-token cross-entropy; with ``model.number_smoothing``, number labels get the ordinal soft target."""
@@ -237,13 +287,14 @@ class VLAPolicy(nn.Module):
 
     def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part: ``vision``, ``language`` (expert 0 + embedding), ``expert`` (experts >= 1),
-        ``heads`` (heads and the state encoder). Every parameter is in exactly one group."""
+        ``heads`` (heads, the state encoder and the point query). Every parameter is in exactly one group."""
         experts = [p for i in range(1, len(self.language.expert_widths)) for p in self.language.expert_parameters(i)]
         groups = {
             "vision": list(self.vision.parameters()),
             "language": self.language.expert_parameters(0),
             "expert": experts,
-            "heads": list(self.heads.parameters()) + list(self.state_encoder.parameters()),
+            "heads": list(self.heads.parameters()) + list(self.state_encoder.parameters())
+            + (list(self.point_query.parameters()) if self.point_query is not None else []),
         }
         return {k: v for k, v in groups.items() if v}
 
@@ -265,18 +316,31 @@ class VLAPolicy(nn.Module):
         evaluation with expert high-level commands). Needs ``inference.predict_subtask``.
         """
         prefix = self.prefix_segments(observation.to(self.device))
-        return self._act(observation, self.runner.run(prefix).context(), noise=noise, num_steps=num_steps,
-                         subtask=subtask)
+        if self.point_query is not None:
+            prefix.append(self.point_query.segment(observation.batch_size, self.device))
+        result = self.runner.run(prefix)
+        return self._act(observation, result.context(), noise=noise, num_steps=num_steps, subtask=subtask,
+                         points=self._points(result))
 
     @torch.no_grad()
     def sample_actions_uncached(self, observation: Observation, *, noise: Tensor | None = None,
                                 num_steps: int | None = None) -> ActionChunk:
         """Reference path: the same computation, but the prefix is recomputed at every step."""
         prefix = self.prefix_segments(observation.to(self.device))
-        return self._act(observation, prefix, noise=noise, num_steps=num_steps)
+        points = None
+        if self.point_query is not None:
+            prefix.append(self.point_query.segment(observation.batch_size, self.device))
+            points = self._points(self.runner.run(prefix))
+        return self._act(observation, prefix, noise=noise, num_steps=num_steps, points=points)
+
+    def _points(self, result: RunResult) -> Tensor | None:
+        """The point query's prediction in table coordinates ``[B, dim]``, or None without a query."""
+        if self.point_query is None:
+            return None
+        return self.point_query.to_table(self.point_query.scaled(result.hidden["point_query"]))
 
     def _act(self, observation: Observation, context: Context, *, noise: Tensor | None,
-             num_steps: int | None, subtask: list[str] | None = None) -> ActionChunk:
+             num_steps: int | None, subtask: list[str] | None = None, points: Tensor | None = None) -> ActionChunk:
         inference = self.spec.inference
         b = observation.batch_size
         tok = self.text_tokenizer
@@ -299,8 +363,17 @@ class VLAPolicy(nn.Module):
                                     logits=self.language.logits, start_token=tok.bos_id, eos_token=tok.eos_id,
                                     allowed=allowed, max_tokens=inference.max_subtask_tokens, name="subtask",
                                     batch_size=b)
-            context = decoded.context
             subtask = tok.decode(decoded.ids)
+            query = self.spec.point_query
+            filled = ([fill_points(t, p, query.bins) for t, p in zip(subtask, points.tolist())]
+                      if points is not None and query is not None and query.fill_subtask else subtask)
+            if filled != subtask:  # the query's points replace the decoded ones; the expert reads these
+                subtask = filled
+                text = self.text_segment(list(subtask), name="subtask")
+                assert text is not None
+                context = self.runner.run([text[0]], context=context).context()
+            else:
+                context = decoded.context
         state = observation.state.to(self.device)
         inputs = InferenceInputs(runner=self.runner, context=context, state_tokens=self.state_encoder.tokens(state),
                                  batch_size=b, start_token=tok.bos_id, eos_token=tok.eos_id,
@@ -308,6 +381,7 @@ class VLAPolicy(nn.Module):
         chunk = self.heads[inference.actions_from].sample(inputs, noise=noise,
                                                           num_steps=num_steps or inference.num_steps)
         chunk.subtask = subtask
+        chunk.points = points
         return chunk
 
 

@@ -224,6 +224,8 @@ class InferenceResult:
         errors: B messages (None where valid).
         subtask: B predicted subtask strings, or None when the policy does not predict them.
         latency_s: wall time of the whole call (transforms + model).
+        points: float32 ``[B, P]`` where the subtask happens (table coordinates) from the policy's
+            point query (``model.point_query``), or None.
     """
 
     actions: np.ndarray
@@ -231,6 +233,7 @@ class InferenceResult:
     errors: list[str | None]
     subtask: list[str | None] | None
     latency_s: float
+    points: np.ndarray | None = None
 
 
 @dataclass
@@ -296,8 +299,9 @@ class LoadedPolicy:
         valid = chunk.valid.cpu().numpy().astype(bool)
         actions = transform.unnormalize_actions(chunk.actions.float()).astype(np.float32)
         actions[~valid] = np.nan  # never hand out numbers for a chunk that failed to decode
+        points = chunk.points.float().cpu().numpy() if chunk.points is not None else None
         return InferenceResult(actions=actions, valid=valid, errors=list(chunk.errors), subtask=chunk.subtask,
-                               latency_s=time.perf_counter() - start)
+                               latency_s=time.perf_counter() - start, points=points)
 
     def infer(self, observation: Any, *, robot_type: str | None = None) -> dict[str, Any]:
         """One observation (EnvObservation, or a dict with ``images``, ``state``, ``prompt``) -> result dict

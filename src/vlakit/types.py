@@ -133,9 +133,12 @@ class ActionChunk:
             such rows must not be executed. ``errors`` says why.
         errors: B strings or None.
         subtask: B predicted subtask strings (hierarchical inference) or None.
+        points: float32 ``[B, P]`` where the subtask happens, in table coordinates, from the
+            policy's point query (``model.point_query``), or None.
     """
 
     actions: torch.Tensor
     valid: torch.Tensor
     errors: list[str | None]
     subtask: list[str | None] | None = None
+    points: torch.Tensor | None = None

@@ -50,6 +50,31 @@ def test_hidden_from_names_a_query_segment():
     assert as_rows(attention_mask(segs))[3] == "x.xx"
 
 
+def test_none_visibility_hides_a_read_out_query_from_every_other_segment():
+    segs = [seg("p", 2), seg("q", 1, attention="block", visibility="none"), seg("t", 2, attention="causal")]
+    assert as_rows(attention_mask(segs)) == ["xx...", "xx...", "xxx..", "xx.x.", "xx.xx"]
+    assert positions(segs).tolist() == [[0, 1, 2, 3, 4]]  # it still takes a position
+
+
+def test_a_cached_none_visibility_token_is_an_invalid_key_but_counts_as_a_position():
+    from vlakit.nn.attention import KVCache
+    from vlakit.nn.runner import RunResult
+
+    segs = [seg("p", 2), seg("q", 1, attention="block", visibility="none")]
+    out = type("Out", (), {"keys": [torch.zeros(1, 1, 3, 2)], "values": [torch.zeros(1, 1, 3, 2)]})()
+    fresh = RunResult(hidden={}, segments=segs, previous=None, output=out, valid=torch.ones(1, 3, dtype=torch.bool),
+                      next_position=torch.tensor([3])).context()
+    assert fresh.valid.tolist() == [[True, True, False]] and fresh.next_position.tolist() == [3]
+    past = KVCache(keys=[torch.zeros(1, 1, 2, 2)], values=[torch.zeros(1, 1, 2, 2)],
+                   valid=torch.tensor([[True, False]]), next_position=torch.tensor([1]))
+    new = [seg("q2", 1, attention="block", visibility="none"), seg("t", 2, attention="causal")]
+    out = type("Out", (), {"keys": [torch.zeros(1, 1, 3, 2)], "values": [torch.zeros(1, 1, 3, 2)]})()
+    extended = RunResult(hidden={}, segments=new, previous=past, output=out, valid=torch.ones(1, 3, dtype=torch.bool),
+                         next_position=torch.tensor([4])).context()
+    assert extended.valid.tolist() == [[True, False, False, True, True]]
+    assert extended.next_position.tolist() == [4]
+
+
 def test_cached_keys_are_visible_to_valid_new_queries():
     segs = [seg("new", 2, attention="block", valid=[True, False])]
     mask = attention_mask(segs, past_valid=torch.tensor([[True, False, True]]))

@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
+from vlakit.components.text.points import point_words, pointed_subtask
 from vlakit.data.errors import DatasetError
 from vlakit.data.sources.tabletop import POINT_KEY, TabletopEpisodesConfig, TabletopSubtasksConfig
 from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
-from vlakit.envs.tabletop.language import point_words, pointed_subtask
 from vlakit.registry import TEXT_TOKENIZERS
 
 NONE2 = [-1.0, -1.0]
@@ -95,6 +95,8 @@ def test_sources_append_points_only_when_asked_and_match_the_dataset(tmp_path):
                                                                                         cache_dir=tmp_path)
     sub.prepare(progress=False)
     assert " at " in sub[0]["target_text"]
+    # subtask-only samples carry the point too (the policy's point query learns from them)
+    np.testing.assert_array_equal(sub[0]["subtask_point"][:2], sub.ds.array(POINT_KEY)[0, :2])
 
 
 def test_points_on_a_dataset_without_the_column_fail_naming_it(tmp_path):

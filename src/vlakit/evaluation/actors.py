@@ -94,7 +94,7 @@ class PolicyActor(Actor):
                               f"this observation's info has keys {sorted(obs.info)}")
         if self.points is None:
             return text
-        from vlakit.envs.tabletop.language import pointed_subtask
+        from vlakit.components.text.points import pointed_subtask
 
         point = obs.info.get("subtask_point")
         if point is None:

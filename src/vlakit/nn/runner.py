@@ -8,7 +8,7 @@ or a list of earlier segments (reference path: everything is recomputed every ca
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,9 +48,16 @@ class RunResult:
         """The context for the next call: the cache extended by this run, or the longer segment list."""
         if isinstance(self.previous, list):
             return [*self.previous, *self.segments]
+        # a cached token cannot hide from later queries, so segments visible to no one are made
+        # invalid keys (they still count as positions)
+        visible = self.valid
+        if any(s.visibility == "none" for s in self.segments):
+            own = torch.cat([s.valid & (s.visibility != "none") for s in self.segments], dim=1)
+            visible = torch.cat([self.valid[:, :self.valid.shape[1] - own.shape[1]], own], dim=1)
         if isinstance(self.previous, KVCache):
-            return self.previous.extended(keys=self.output.keys, values=self.output.values, valid=self.valid)
-        return KVCache(keys=list(self.output.keys), values=list(self.output.values), valid=self.valid,
+            cache = self.previous.extended(keys=self.output.keys, values=self.output.values, valid=self.valid)
+            return replace(cache, valid=torch.cat([self.previous.valid, visible], dim=1))
+        return KVCache(keys=list(self.output.keys), values=list(self.output.values), valid=visible,
                        next_position=self.next_position)
 
 

@@ -11,7 +11,8 @@ their facts into one boolean mask:
   bidirectional within itself).
 * explicit "hidden from" pairs: a segment lists the names of segments whose queries must not see
   its keys; ``visibility="own_expert"`` hides it from the queries of every other expert (the FAST
-  action tokens are hidden from the action expert this way).
+  action tokens are hidden from the action expert this way); ``visibility="none"`` hides it from
+  every other segment.
 
 Positions (RoPE) are ``cumsum(valid) - 1`` over the whole sequence, so padding does not advance
 them; with a KV cache they continue from the cache's ``next_position``.
@@ -40,7 +41,9 @@ class Segment:
         expert: index of the backbone expert (weight set) that runs these tokens.
         attention: how the segment's tokens attend (see module docstring).
         hidden_from: names of segments whose queries may not attend this segment.
-        visibility: ``"all"``, or ``"own_expert"`` to hide the segment from other experts' queries.
+        visibility: ``"all"``, ``"own_expert"`` to hide the segment from other experts' queries, or
+            ``"none"`` to hide it from every other segment (a read-out query such as the policy's
+            point query); such tokens stay invisible in a KV cache too, yet count as positions.
     """
 
     name: str
@@ -49,7 +52,7 @@ class Segment:
     expert: int
     attention: Attention
     hidden_from: tuple[str, ...] = field(default_factory=tuple)
-    visibility: Literal["all", "own_expert"] = "all"
+    visibility: Literal["all", "own_expert", "none"] = "all"
 
     @property
     def length(self) -> int:
@@ -86,6 +89,8 @@ def check_segments(segments: list[Segment]) -> None:
 def hides(key: Segment, query: Segment) -> bool:
     """Whether ``key``'s tokens are hidden from ``query``'s (``hidden_from`` or ``visibility``),
     whatever their order in the sequence."""
+    if key.visibility == "none":
+        return key.name != query.name
     return query.name in key.hidden_from or (key.visibility == "own_expert" and key.expert != query.expert)
 
 

@@ -22,6 +22,24 @@ class InferenceSpec(FrozenModel):
     num_steps: int | None = Field(None, ge=1)
 
 
+class PointQuerySpec(FrozenModel):
+    """A learned query token on the VLM that regresses where the current subtask happens.
+
+    The query joins the sequence after the prompt (a block of its own that no other token attends),
+    a linear layer reads its last hidden state, and the ``point`` loss (weighted per stage) is the
+    squared error against the data's subtask points (``Batch.subtask_point``: tabletop sources carry
+    ``[object_x, object_y, zone_x, zone_y]``). At inference, with ``fill_subtask``, the predicted
+    subtask's grid numbers (`` at I J`` / `` to I J``, see :mod:`vlakit.components.text.points`) are
+    replaced by the query's, on a ``bins`` grid, before the action expert reads the text: position
+    comes from a regression, which learns it far faster than cross-entropy over digit tokens
+    (README: Results), while the words still come from the language model.
+    """
+
+    bins: int = Field(ge=2, le=100, description="grid of the subtask text's points (the data's subtask_points)")
+    dim: int = Field(4, ge=2, description="size of a subtask point (tabletop: 4)")
+    fill_subtask: bool = True
+
+
 class ModelSpec(FrozenModel):
     """Components and sequence geometry of a :class:`~vlakit.policy.VLAPolicy`."""
 
@@ -46,6 +64,8 @@ class ModelSpec(FrozenModel):
     #: target of a number n is spread over the vocabulary's numbers m with weight exp(-(m-n)^2 / 2s^2),
     #: so a near miss costs less than a far one, as in regression. None: plain cross-entropy
     number_smoothing: float | None = Field(None, gt=0)
+    #: a regression head for the subtask's grid points on the VLM (loss ``point``); None: none
+    point_query: PointQuerySpec | None = None
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
 
     @model_validator(mode="before")

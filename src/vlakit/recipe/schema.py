@@ -44,6 +44,20 @@ class Recipe(FrozenModel):
         return self
 
     @model_validator(mode="after")
+    def _point_query_grid_matches_data(self) -> Recipe:
+        query = self.model.point_query
+        if query is None or self.data is None:
+            return self
+        grids = {n: s.subtask_points for n, s in self.data.sources.items()
+                 if getattr(s, "subtask_points", None) is not None}
+        wrong = {n: g for n, g in grids.items() if g != query.bins}
+        if wrong:
+            raise ValueError(f"model.point_query.bins is {query.bins} but data source(s) write subtask points on "
+                             f"other grids: {wrong} (subtask_points); the query fills the subtask text's numbers, "
+                             "so the grids must agree")
+        return self
+
+    @model_validator(mode="after")
     def _stage_mixtures_name_sources(self) -> Recipe:
         if self.train is None:
             return self

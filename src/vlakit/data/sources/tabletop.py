@@ -20,10 +20,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from vlakit.components.text.points import pointed_subtask
 from vlakit.data.errors import DatasetError
 from vlakit.data.generate import args_digest, generate_tabletop_dataset, generation_args, is_complete
 from vlakit.data.sources.lerobot import LeRobotBackedSource
-from vlakit.envs.tabletop.language import pointed_subtask
 from vlakit.envs.tabletop.tasks import NO_POINT
 from vlakit.interfaces.data_source import DataSourceConfig
 from vlakit.registry import DATA_SOURCES
@@ -76,8 +76,9 @@ class _TabletopSource(LeRobotBackedSource):
 
     def _base(self, row: int, *, with_actions: bool) -> dict[str, Any]:
         sample = super()._base(row, with_actions=with_actions)
-        if with_actions and self.ds.has(POINT_KEY):
-            # where the subtask happens, for auxiliary losses (flow_matching.point_weight); NaN = none
+        if self.ds.has(POINT_KEY):
+            # where the subtask happens, for auxiliary losses (flow_matching.point_weight, the policy's
+            # point query); NaN = none
             point = self.ds.array(POINT_KEY)[row]
             sample["subtask_point"] = np.where(point == NO_POINT, np.nan, point).astype(np.float32)
         return sample

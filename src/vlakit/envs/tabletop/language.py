@@ -43,31 +43,9 @@ VQA_QUESTIONS: dict[str, str] = {
     "what_at": "what is at the {region} of the table?",
     "closest": "which object is closest to the gripper?",
 }
-#: asked only by VQA sources with ``points`` set; the answer is a grid point, see :func:`point_words`
+#: asked only by VQA sources with ``points`` set; the answer is a grid point
+#: (:func:`vlakit.components.text.points.point_words`)
 POINT_QUESTION = "where is the {obj} at?"
-
-
-def point_words(xy, bins: int) -> str:
-    """A table position as two grid numbers ``"col row"`` on a ``bins x bins`` grid of the unit table
-    (``x`` to the right, ``y`` to the far side; each number is one token of the shipped tokenizer)."""
-    if bins < 2:
-        raise ValueError(f"bins must be >= 2, got {bins}")
-    i, j = (min(max(int(float(v) * bins), 0), bins - 1) for v in (xy[0], xy[1]))
-    return f"{i} {j}"
-
-
-def pointed_subtask(subtask: str, point, bins: int) -> str:
-    """``subtask`` with where it happens: `` at`` the object's grid point and/or `` to`` the zone's.
-
-    ``point`` is the dataset's ``subtask.point`` row ``[object_x, object_y, zone_x, zone_y]`` (negative
-    where the subtask has no object or no zone), e.g. ``"push the red cube into the blue zone at 3 5 to 7 2"``.
-    """
-    out = subtask
-    if point[0] >= 0:
-        out += " at " + point_words(point[:2], bins)
-    if point[2] >= 0:
-        out += " to " + point_words(point[2:], bins)
-    return out
 
 
 def object_names() -> list[str]:

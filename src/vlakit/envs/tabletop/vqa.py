@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlakit.components.text.points import point_words
 from vlakit.envs.tabletop.embodiments import FreeGripper
-from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS, point_words
+from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS
 from vlakit.envs.tabletop.render import Renderer
 from vlakit.envs.tabletop.scene import COLOUR_NAMES, Pairs, Scene, Split, sample_scene
 
@@ -93,7 +94,7 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
              points: int | None = None, kinds: tuple[str, ...] | None = None) -> VQASample:
     """One question about one freshly drawn scene, rendered with ``renderer`` (``pairs``: see
     :func:`~vlakit.envs.tabletop.scene.sample_scene`). With ``points`` (a grid size), pointing questions
-    ("where is the red cube at?" -> "3 5", see :func:`~vlakit.envs.tabletop.language.point_words`) join
+    ("where is the red cube at?" -> "3 5", see :func:`~vlakit.components.text.points.point_words`) join
     the question types. ``kinds`` restricts the question types asked (default: all of them)."""
     rng = np.random.default_rng([int(seed), 4242])
     scene = sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2, with_bin=False,
