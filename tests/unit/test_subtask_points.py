@@ -125,10 +125,38 @@ def test_pointing_vqa_answers_the_named_objects_grid_point():
     for seed in range(20):
         rng = np.random.default_rng(seed)
         scene = sample_scene(rng, split="train", num_objects=3, zone_colours=2, with_bin=False)
-        question, answer = _ask("point", scene, FreeGripper().position, rng, points=10)
+        question, answer, xy = _ask("point", scene, FreeGripper().position, rng, points=10)
         name = question[len("where is the "):-len(" at?")]
         index = [o.name for o in scene.objects].index(name)
         assert answer == point_words(scene.positions[index], 10)
+        np.testing.assert_array_equal(xy, scene.positions[index])
+        question, answer, xy = _ask("point_zone", scene, FreeGripper().position, rng, points=10)
+        zone = [z for z in scene.zones if z.name == question[len("where is "):-len(" at?")]]
+        assert len(zone) == 1 and answer == point_words(zone[0].centre, 10)
+        np.testing.assert_array_equal(xy, zone[0].centre)
+
+
+def test_pointing_samples_carry_where_the_answer_is_in_the_object_or_zone_slot():
+    from vlakit.data.sources.vqa import TabletopVQAConfig
+
+    source = TabletopVQAConfig(num_samples=40, points=10, questions=("point", "point_zone")).build()
+    kinds = set()
+    for i in range(40):
+        sample = source[i]
+        point = sample["subtask_point"]
+        zone = " zone at?" in sample["prompt"]
+        kinds.add(zone)
+        known = point[2:] if zone else point[:2]
+        assert np.isnan(point[:2] if zone else point[2:]).all() and np.isfinite(known).all()
+        assert point_words(known, 10) == sample["target_text"]
+    assert kinds == {True, False}
+    mixed = TabletopVQAConfig(num_samples=40, points=10).build()  # only pointing samples carry a point
+    for i in range(40):
+        sample = mixed[i]
+        assert ("subtask_point" in sample) == sample["prompt"].endswith(" at?")
+    assert any("subtask_point" in mixed[i] for i in range(40))
+    with pytest.raises(ValueError, match="point_zone"):
+        TabletopVQAConfig(questions=("point_zone",))
 
 
 def test_pointed_subtasks_are_whole_tokens_and_fit_the_recipe_budget():

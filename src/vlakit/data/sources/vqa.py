@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from vlakit.interfaces.data_source import DataSource, DataSourceConfig
@@ -29,20 +30,22 @@ class TabletopVQAConfig(DataSourceConfig):
     points: int | None = Field(None, ge=2, le=100, description="also ask pointing questions ('where is the red cube "
                                "at?' -> '3 5' on a N x N grid of the table); None: no pointing questions")
     #: the question types asked (default: every type, ``point`` included when ``points`` is set), e.g.
-    #: ``[point]`` for a source of pointing questions only
+    #: ``[point, point_zone]`` for a source of pointing questions only (objects and zones). Pointing
+    #: samples also carry where the answer is (``subtask_point``), which the policy's point query learns
     questions: tuple[str, ...] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _known_questions(self) -> TabletopVQAConfig:
-        from vlakit.envs.tabletop.vqa import QUESTION_TYPES
+        from vlakit.envs.tabletop.vqa import POINT_TYPES, QUESTION_TYPES
 
         if self.questions is not None:
-            known = (*QUESTION_TYPES, "point")
+            known = (*QUESTION_TYPES, *POINT_TYPES)
             unknown = [q for q in self.questions if q not in known]
             if unknown:
                 raise ValueError(f"unknown VQA question type(s) {unknown}; valid: {', '.join(known)}")
-            if "point" in self.questions and self.points is None:
-                raise ValueError("questions include 'point' but points (the grid size) is not set")
+            pointing = [q for q in self.questions if q in POINT_TYPES]
+            if pointing and self.points is None:
+                raise ValueError(f"questions include {pointing} but points (the grid size) is not set")
         return self
 
     def build(self, *, name: str = "tabletop_vqa", cache_dir: Path | None = None, **_: Any) -> TabletopVQA:
@@ -73,5 +76,8 @@ class TabletopVQA(DataSource):
             renderer = self._local.renderer = Renderer(size=self.config.image_size, wrist_canvas=False)
         s = make_vqa(self.config.seed * 10_000_000 + index, split=self.config.split, renderer=renderer,
                      pairs=self.config.pairs, points=self.config.points, kinds=self.config.questions)
-        return {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
-                "target_text": s.answer, "robot_type": None}
+        sample = {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
+                  "target_text": s.answer, "robot_type": None}
+        if s.point is not None:  # where the answer is, for the policy's point query (NaN: not asked)
+            sample["subtask_point"] = np.where(s.point < 0, np.nan, s.point).astype(np.float32)
+        return sample

@@ -46,6 +46,8 @@ VQA_QUESTIONS: dict[str, str] = {
 #: asked only by VQA sources with ``points`` set; the answer is a grid point
 #: (:func:`vlakit.components.text.points.point_words`)
 POINT_QUESTION = "where is the {obj} at?"
+#: the same for a zone (question type ``point_zone``, asked only when listed in a source's ``questions``)
+ZONE_POINT_QUESTION = "where is {zone} at?"
 
 
 def object_names() -> list[str]:

@@ -12,11 +12,15 @@ import numpy as np
 
 from vlakit.components.text.points import point_words
 from vlakit.envs.tabletop.embodiments import FreeGripper
-from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS
+from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS, ZONE_POINT_QUESTION
 from vlakit.envs.tabletop.render import Renderer
 from vlakit.envs.tabletop.scene import COLOUR_NAMES, Pairs, Scene, Split, sample_scene
 
 QUESTION_TYPES: tuple[str, ...] = tuple(VQA_QUESTIONS)
+#: pointing questions, asked only with ``points`` (a grid size): ``point`` joins the default types,
+#: ``point_zone`` is asked only where a source lists it
+POINT_TYPES: tuple[str, ...] = ("point", "point_zone")
+_NONE = -1.0  #: "no point" in a sample's ``point`` row, as in the datasets' ``subtask.point``
 _MIN_SEPARATION = 0.08  #: relative-position questions need objects at least this far apart
 
 
@@ -26,6 +30,9 @@ class VQASample:
     question: str
     answer: str
     kind: str
+    #: for pointing questions, where the answer is as ``[object_x, object_y, zone_x, zone_y]`` (the
+    #: layout of the datasets' ``subtask.point``; -1 where not asked), else None
+    point: np.ndarray | None = None
 
 
 def region_of(xy: np.ndarray) -> str:
@@ -36,13 +43,19 @@ def region_of(xy: np.ndarray) -> str:
 
 
 def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator,
-         points: int | None = None) -> tuple[str, str] | None:
+         points: int | None = None) -> tuple[str, str] | tuple[str, str, np.ndarray] | None:
+    """(question, answer), with the answer's table position added for pointing questions; None when
+    the scene cannot answer this kind of question."""
     objs, pos = scene.objects, scene.positions
     n = len(objs)
     pick = int(rng.integers(n))
     if kind == "point":
         assert points is not None
-        return POINT_QUESTION.format(obj=objs[pick].name), point_words(pos[pick], points)
+        return POINT_QUESTION.format(obj=objs[pick].name), point_words(pos[pick], points), pos[pick]
+    if kind == "point_zone":
+        assert points is not None
+        zone = scene.zones[int(rng.integers(len(scene.zones)))]
+        return ZONE_POINT_QUESTION.format(zone=zone.name), point_words(zone.centre, points), np.asarray(zone.centre)
     t = VQA_QUESTIONS[kind]
     if kind == "colour":
         unique = [i for i in range(n) if sum(o.shape == objs[i].shape for o in objs) == 1]
@@ -105,10 +118,11 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
     images = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0, held=-1,
                              links=None)
     available = QUESTION_TYPES + (("point",) if points is not None else ())
+    allowed = QUESTION_TYPES + (POINT_TYPES if points is not None else ())
     if kinds is None:
         kinds = available
-    elif not kinds or set(kinds) - set(available):
-        raise ValueError(f"VQA question kinds {list(kinds)}: choose among {list(available)} ('point' needs points)")
+    elif not kinds or set(kinds) - set(allowed):
+        raise ValueError(f"VQA question kinds {list(kinds)}: choose among {list(allowed)} (pointing needs points)")
     kind = kinds[int(seed) % len(kinds)]
     for _ in range(8):
         qa = _ask(kind, scene, gripper.position, rng, points)
@@ -124,4 +138,9 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
         else:
             raise ValueError(f"VQA sample {seed}: none of the question types {list(kinds)} fits its scene")
     assert qa is not None
-    return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind)
+    point = None
+    if len(qa) == 3:
+        point = np.full(4, _NONE, np.float32)
+        at = slice(0, 2) if kind == "point" else slice(2, 4)
+        point[at] = qa[2]
+    return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind, point=point)
