@@ -56,11 +56,11 @@ def test_subtask_point_is_the_named_objects_position_and_the_zone_centre(family)
     for subtask, point, positions, held in rows:
         assert np.all((point >= 0) | (point == -1))
         has_obj, has_zone = point[0] >= 0, point[2] >= 0
-        if subtask.startswith(("move to", "move behind", "pick up")):
+        if subtask.startswith(("move to", "pick up")):
             kinds.add(subtask.split(" the ")[0])
             assert has_obj and not has_zone, subtask
-        elif subtask.startswith("push"):
-            kinds.add("push")
+        elif subtask.startswith(("move behind", "push")):  # behind: the side away from the zone
+            kinds.add(subtask.split(" the ")[0])
             assert has_obj and has_zone
         else:
             assert subtask.startswith("place") and held == task.target

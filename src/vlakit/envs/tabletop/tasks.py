@@ -88,14 +88,15 @@ class Task:
     def subtask_point(self, world: World) -> np.ndarray:
         """Where the current subtask happens: float32 ``[object_x, object_y, zone_x, zone_y]`` -- the
         object to go to or move (``-1, -1`` when it is held: "place") and the zone to bring it to
-        (``-1, -1`` for "move to", "move behind" and "pick up"). The table is ``[0, 1]^2``, so -1 is
+        (``-1, -1`` for "move to" and "pick up"; "move behind" has it, since behind is the side away
+        from the zone). The table is ``[0, 1]^2``, so -1 is
         off it; a sentinel rather than NaN keeps datasets comparable and their statistics finite."""
         none = np.full(2, NO_POINT)
         if self.family == "reach":
             obj, zone = self.target, None
         elif self.family == "push":
-            aligned = push_aligned(world, self.target, self.push_direction(world))
-            obj, zone = self.target, (self.zone if aligned else None)
+            # "move behind" needs the zone too: behind is the side away from it
+            obj, zone = self.target, self.zone
         else:
             obj = self.tidy_next(world) if self.family == "tidy" else self.target
             placing = world.held == obj
