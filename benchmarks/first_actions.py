@@ -44,6 +44,7 @@ from rich.table import Table
 
 from vlakit.evaluation.actors import subtask_points
 from vlakit.evaluation.evaluator import make_env
+from vlakit.nn.point_regression import to_table
 from vlakit.policy_io import load_policy
 
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = loaded.infer_batch([obs] * args.samples, robot_type=getattr(env, "robot_type", None))
                 if first_hidden:
                     with torch.no_grad():
-                        point = (point_proj(first_hidden[0].float().mean(1)) / 4 + 0.5)[0, :2].numpy()
+                        point = to_table(point_proj(first_hidden[0].float().mean(1)))[0, :2].numpy()
                     target = np.asarray(obs.info["subtask_point"])[:2]
                     objects = np.asarray(env.world.positions)
                     nearest = int(np.argmin(np.linalg.norm(objects - point, axis=1)))

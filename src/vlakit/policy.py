@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlakit.components.text.points import fill_points
+from vlakit.components.text.points import POINT_DIM, fill_points
 from vlakit.errors import VlakitError
 from vlakit.interfaces.action_head import ActionHead, InferenceInputs, TrainingInputs
 from vlakit.interfaces.language import LanguageBackbone
@@ -29,6 +29,7 @@ from vlakit.interfaces.state import StateEncoder
 from vlakit.interfaces.vision import VisionEncoder
 from vlakit.nn.attention import KVCache
 from vlakit.nn.decoding import greedy_decode
+from vlakit.nn.point_regression import point_mse, to_table
 from vlakit.nn.runner import Context, RunResult, SequenceRunner
 from vlakit.nn.segments import Segment, hides
 from vlakit.types import ActionChunk, Batch, Observation
@@ -43,13 +44,13 @@ class PolicyInputError(VlakitError, ValueError):
 
 class PointQuery(nn.Module):
     """``model.point_query``: a learned query token on expert 0 and a linear read-out of where the
-    subtask happens, in table coordinates centred and scaled to about unit spread (``4 (p - 0.5)``,
-    as the flow head's point loss)."""
+    subtask happens (``[object_x, object_y, zone_x, zone_y]``), scaled as in
+    :mod:`vlakit.nn.point_regression`."""
 
-    def __init__(self, width: int, dim: int) -> None:
+    def __init__(self, width: int) -> None:
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        self.head = nn.Linear(width, dim)
+        self.head = nn.Linear(width, POINT_DIM)
 
     def segment(self, batch_size: int, device: torch.device) -> Segment:
         """One token after the prompt, in a block of its own, attended by no other segment."""
@@ -58,12 +59,8 @@ class PointQuery(nn.Module):
                        visibility="none")
 
     def scaled(self, hidden: Tensor) -> Tensor:
-        """``[B, 1, D]`` query hidden state -> ``[B, dim]`` prediction in the scaled coordinates."""
+        """``[B, 1, D]`` query hidden state -> ``[B, 4]`` prediction in the scaled coordinates."""
         return self.head(hidden[:, 0].to(self.head.weight.dtype)).float()
-
-    @staticmethod
-    def to_table(scaled: Tensor) -> Tensor:
-        return scaled / 4.0 + 0.5
 
 
 class VLAPolicy(nn.Module):
@@ -86,8 +83,7 @@ class VLAPolicy(nn.Module):
         self.text_tokenizer = text_tokenizer
         self.action_tokenizer = action_tokenizer
         self.runner = SequenceRunner(language, knowledge_insulation=spec.knowledge_insulation)
-        query = getattr(spec, "point_query", None)
-        self.point_query = PointQuery(language.expert_widths[0], query.dim) if query is not None else None
+        self.point_query = PointQuery(language.expert_widths[0]) if spec.point_query is not None else None
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
@@ -217,11 +213,9 @@ class VLAPolicy(nn.Module):
             return pred.sum() * 0.0
         target = batch.subtask_point.to(pred.device).float()
         if target.shape != pred.shape:
-            raise PolicyInputError(f"subtask points are {list(target.shape)}, model.point_query.dim gives "
-                                   f"{list(pred.shape)}")
-        known = torch.isfinite(target)
-        err = (pred - 4.0 * (torch.nan_to_num(target) - 0.5)).pow(2) * known.float()
-        return err.sum() / known.sum().clamp_min(1)
+            raise PolicyInputError(f"subtask points are {list(target.shape)}, the point query predicts "
+                                   f"{list(pred.shape)} ([object_x, object_y, zone_x, zone_y] per sample)")
+        return point_mse(pred, target)
 
     def _text_ce(self, scores: Tensor, labels: Tensor) -> Tensor:
         """Per-token cross-entropy; with ``model.number_smoothing``, number labels get the ordinal soft target."""
@@ -337,7 +331,7 @@ class VLAPolicy(nn.Module):
         """The point query's prediction in table coordinates ``[B, dim]``, or None without a query."""
         if self.point_query is None:
             return None
-        return self.point_query.to_table(self.point_query.scaled(result.hidden["point_query"]))
+        return to_table(self.point_query.scaled(result.hidden["point_query"]))
 
     def _act(self, observation: Observation, context: Context, *, noise: Tensor | None,
              num_steps: int | None, subtask: list[str] | None = None, points: Tensor | None = None) -> ActionChunk:

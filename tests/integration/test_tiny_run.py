@@ -277,3 +277,13 @@ def test_point_query_policy_trains_saves_loads_and_fills_its_subtasks(cache, tmp
     assert out.points is not None and out.points.shape == (1, 4) and np.isfinite(out.points).all()
     # whatever the tiny model decodes, its grid numbers (if any) are the query's
     assert out.subtask == [fill_points(out.subtask[0], out.points[0].tolist(), 10)]
+    # and when it decodes numbers, the loaded policy replaces them with the query's
+    decoded = "move to the red cube at 0 0 to 9 9"
+    tok = loaded.policy.text_tokenizer
+    original, tok.decode = tok.decode, lambda ids: [decoded]
+    try:
+        filled = loaded.infer_batch([obs])
+    finally:
+        tok.decode = original
+    assert filled.subtask == [fill_points(decoded, filled.points[0].tolist(), 10)]
+    np.testing.assert_allclose(filled.points, out.points, rtol=0, atol=1e-6)

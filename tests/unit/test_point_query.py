@@ -55,7 +55,7 @@ def test_point_loss_reads_known_entries_only_and_trains_the_query():
         expected = (pred[known] - 4 * (b.subtask_point[known] - 0.5)).pow(2).mean()
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-4, atol=1e-5)
     b.subtask_point = torch.zeros(3, 2)
-    with pytest.raises(PolicyInputError, match="point_query.dim"):
+    with pytest.raises(PolicyInputError, match="the point query predicts"):
         policy.compute_loss(b, losses=["point"])
     assert any(p is policy.point_query.query for p in policy.trainable_groups()["heads"])
 

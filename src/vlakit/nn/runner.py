@@ -50,10 +50,9 @@ class RunResult:
             return [*self.previous, *self.segments]
         # a cached token cannot hide from later queries, so segments visible to no one are made
         # invalid keys (they still count as positions)
-        visible = self.valid
+        visible = self.valid  # here this run's segments only: a cache or nothing came before
         if any(s.visibility == "none" for s in self.segments):
-            own = torch.cat([s.valid & (s.visibility != "none") for s in self.segments], dim=1)
-            visible = torch.cat([self.valid[:, :self.valid.shape[1] - own.shape[1]], own], dim=1)
+            visible = torch.cat([s.valid & (s.visibility != "none") for s in self.segments], dim=1)
         if isinstance(self.previous, KVCache):
             cache = self.previous.extended(keys=self.output.keys, values=self.output.values, valid=self.valid)
             return replace(cache, valid=torch.cat([self.previous.valid, visible], dim=1))

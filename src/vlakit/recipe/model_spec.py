@@ -36,7 +36,6 @@ class PointQuerySpec(FrozenModel):
     """
 
     bins: int = Field(ge=2, le=100, description="grid of the subtask text's points (the data's subtask_points)")
-    dim: int = Field(4, ge=2, description="size of a subtask point (tabletop: 4)")
     fill_subtask: bool = True
 
 

@@ -22,6 +22,7 @@ from vlakit.config import ComponentConfig
 from vlakit.interfaces.action_head import ActionHead, HeadContext, HeadPass, InferenceInputs, TrainingInputs
 from vlakit.interfaces.language import ExpertRequest
 from vlakit.interfaces.time_conditioning import TimeConditioning
+from vlakit.nn.point_regression import point_mse
 from vlakit.nn.segments import Segment
 from vlakit.recipe.fields import Component
 from vlakit.registry import ACTION_HEADS
@@ -227,11 +228,10 @@ class FlowMatchingHead(ActionHead):
         if target.shape != pred.shape:
             raise ValueError(f"subtask points are {list(target.shape)}, the flow head's point_dim gives "
                              f"{list(pred.shape)}")
-        known = torch.isfinite(target) & batch.has_actions.to(pred.device)[:, None]
+        known = batch.has_actions.to(pred.device)[:, None]
         if rows is not None:
             known = known & rows.to(pred.device)[:, None]
-        err = (pred - 4.0 * (torch.nan_to_num(target) - 0.5)).pow(2) * known.float()
-        return err.sum() / known.sum().clamp_min(1)
+        return point_mse(pred, target, known=known)
 
     @torch.no_grad()
     def sample(self, inputs: InferenceInputs, *, noise: Tensor | None = None,

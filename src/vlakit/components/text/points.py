@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+#: a subtask point is ``[object_x, object_y, zone_x, zone_y]``
+POINT_DIM = 4
 #: ``" at I J"`` (the object) and ``" to I J"`` (the zone) as :func:`pointed_subtask` writes them
 _POINT_RE = re.compile(r" (at|to) (\d+) (\d+)(?=\s|$)")
 
@@ -41,8 +43,9 @@ def pointed_subtask(subtask: str, point: Sequence[float], bins: int) -> str:
 def fill_points(text: str, point: Sequence[float], bins: int) -> str:
     """``text`` with each `` at I J`` replaced by ``point[:2]`` and each `` to I J`` by ``point[2:4]``
     (on the same grid); text without grid numbers is returned unchanged."""
-    if len(point) < 4:
-        raise ValueError(f"a subtask point has 4 values [object_x, object_y, zone_x, zone_y], got {len(point)}")
+    if len(point) < POINT_DIM:
+        raise ValueError(f"a subtask point has {POINT_DIM} values [object_x, object_y, zone_x, zone_y], "
+                         f"got {len(point)}")
 
     def sub(m: re.Match[str]) -> str:
         xy = point[:2] if m.group(1) == "at" else point[2:4]

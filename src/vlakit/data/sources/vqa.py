@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from vlakit.interfaces.data_source import DataSource, DataSourceConfig
@@ -79,5 +78,5 @@ class TabletopVQA(DataSource):
         sample = {"images": s.images, "state": None, "actions": None, "action_is_pad": None, "prompt": s.question,
                   "target_text": s.answer, "robot_type": None}
         if s.point is not None:  # where the answer is, for the policy's point query (NaN: not asked)
-            sample["subtask_point"] = np.where(s.point < 0, np.nan, s.point).astype(np.float32)
+            sample["subtask_point"] = s.point
         return sample

@@ -20,7 +20,6 @@ QUESTION_TYPES: tuple[str, ...] = tuple(VQA_QUESTIONS)
 #: pointing questions, asked only with ``points`` (a grid size): ``point`` joins the default types,
 #: ``point_zone`` is asked only where a source lists it
 POINT_TYPES: tuple[str, ...] = ("point", "point_zone")
-_NONE = -1.0  #: "no point" in a sample's ``point`` row, as in the datasets' ``subtask.point``
 _MIN_SEPARATION = 0.08  #: relative-position questions need objects at least this far apart
 
 
@@ -31,7 +30,7 @@ class VQASample:
     answer: str
     kind: str
     #: for pointing questions, where the answer is as ``[object_x, object_y, zone_x, zone_y]`` (the
-    #: layout of the datasets' ``subtask.point``; -1 where not asked), else None
+    #: layout of a ``Batch.subtask_point`` row; NaN where not asked), else None
     point: np.ndarray | None = None
 
 
@@ -140,7 +139,7 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
     assert qa is not None
     point = None
     if len(qa) == 3:
-        point = np.full(4, _NONE, np.float32)
+        point = np.full(4, np.nan, np.float32)
         at = slice(0, 2) if kind == "point" else slice(2, 4)
         point[at] = qa[2]
     return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind, point=point)
