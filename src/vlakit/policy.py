@@ -13,6 +13,7 @@ is the reference path that recomputes everything every step (tests and benchmark
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlakit.components.text.points import POINT_DIM, fill_points
+from vlakit.components.text.points import POINT_DIM, fill_points, point_slots
 from vlakit.errors import VlakitError
 from vlakit.interfaces.action_head import ActionHead, InferenceInputs, TrainingInputs
 from vlakit.interfaces.language import LanguageBackbone
@@ -215,6 +216,10 @@ class VLAPolicy(nn.Module):
         if target.shape != pred.shape:
             raise PolicyInputError(f"subtask points are {list(target.shape)}, the point query predicts "
                                    f"{list(pred.shape)} ([object_x, object_y, zone_x, zone_y] per sample)")
+        if self.spec.point_query is not None and self.spec.point_query.ask is not None:
+            # asked in the pointing format only: samples with robot state teach it nothing
+            robot = batch.observation.state_mask.to(pred.device).any(-1)
+            target = target.masked_fill(robot[:, None], float("nan"))
         return point_mse(pred, target)
 
     def _text_ce(self, scores: Tensor, labels: Tensor) -> Tensor:
@@ -310,11 +315,12 @@ class VLAPolicy(nn.Module):
         evaluation with expert high-level commands). Needs ``inference.predict_subtask``.
         """
         prefix = self.prefix_segments(observation.to(self.device))
-        if self.point_query is not None:
+        reads_prompt = self.point_query is not None and not self._asks
+        if reads_prompt:
             prefix.append(self.point_query.segment(observation.batch_size, self.device))
         result = self.runner.run(prefix)
         return self._act(observation, result.context(), noise=noise, num_steps=num_steps, subtask=subtask,
-                         points=self._points(result))
+                         points=self._points(result) if reads_prompt else None)
 
     @torch.no_grad()
     def sample_actions_uncached(self, observation: Observation, *, noise: Tensor | None = None,
@@ -322,10 +328,46 @@ class VLAPolicy(nn.Module):
         """Reference path: the same computation, but the prefix is recomputed at every step."""
         prefix = self.prefix_segments(observation.to(self.device))
         points = None
-        if self.point_query is not None:
+        if self.point_query is not None and not self._asks:
             prefix.append(self.point_query.segment(observation.batch_size, self.device))
             points = self._points(self.runner.run(prefix))
         return self._act(observation, prefix, noise=noise, num_steps=num_steps, points=points)
+
+    @property
+    def _asks(self) -> bool:
+        """``model.point_query.ask``: points come from pointing questions about the predicted subtask."""
+        return self.spec.point_query is not None and self.spec.point_query.ask is not None
+
+    def ask_points(self, observation: Observation, subtask: list[str]) -> Tensor:
+        """Point by asking (``model.point_query.ask``): for each grid point a subtask writes, the name
+        it refers to (found in the subtask, else in the task prompt) becomes a pointing question,
+        asked over the same images without robot state, as the query was trained. Returns table
+        coordinates ``[B, 4]``, NaN where nothing was asked."""
+        query = self.spec.point_query
+        if self.point_query is None or query is None or query.ask is None:
+            raise PolicyInputError("ask_points needs model.point_query.ask")
+        rows, questions, slots = [], [], []
+        for i, (text, task) in enumerate(zip(subtask, observation.prompt)):
+            for slot in sorted(point_slots(text)):
+                spec = getattr(query.ask, slot)
+                found = None if spec is None else (re.search(spec.find, text) or re.search(spec.find, task))
+                if found is not None:
+                    rows.append(i)
+                    questions.append(spec.question.format(found.group(1)))
+                    slots.append(slot)
+        points = torch.full((observation.batch_size, POINT_DIM), float("nan"))
+        if not rows:
+            return points
+        obs = observation.take(torch.tensor(rows))
+        obs = replace(obs, prompt=questions, state=torch.zeros_like(obs.state),
+                      state_mask=torch.zeros_like(obs.state_mask))
+        segments = self.prefix_segments(obs.to(self.device)) + [self.point_query.segment(len(rows), self.device)]
+        answers = self._points(self.runner.run(segments))
+        assert answers is not None
+        for k, (i, slot) in enumerate(zip(rows, slots)):
+            at = slice(0, 2) if slot == "object" else slice(2, 4)
+            points[i, at] = answers[k, at].cpu()
+        return points
 
     def _points(self, result: RunResult) -> Tensor | None:
         """The point query's prediction in table coordinates ``[B, dim]``, or None without a query."""
@@ -358,6 +400,8 @@ class VLAPolicy(nn.Module):
                                     allowed=allowed, max_tokens=inference.max_subtask_tokens, name="subtask",
                                     batch_size=b)
             subtask = tok.decode(decoded.ids)
+            if self._asks:
+                points = self.ask_points(observation, subtask)
             query = self.spec.point_query
             filled = ([fill_points(t, p, query.bins) for t, p in zip(subtask, points.tolist())]
                       if points is not None and query is not None and query.fill_subtask else subtask)

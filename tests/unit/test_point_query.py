@@ -10,7 +10,7 @@ try:  # one_thread is an autouse fixture
     from ._doubles import batch, observation, one_thread, tiny_policy
 except ImportError:  # run as a rootdir module
     from _doubles import batch, observation, one_thread, tiny_policy  # type: ignore[no-redef]  # noqa: F401
-from vlakit.components.text.points import fill_points
+from vlakit.components.text.points import fill_points, point_slots
 from vlakit.policy import PolicyInputError
 from vlakit.recipe.errors import RecipeError
 from vlakit.recipe.load import load_recipe
@@ -111,3 +111,95 @@ def test_recipe_rejects_a_query_grid_that_differs_from_the_datas():
         load_recipe("pi05_tabletop_tiny", ["model.point_query={bins: 8}", "data.sources.robot.subtask_points=10"])
     ok = load_recipe("pi05_tabletop_tiny", ["model.point_query={bins: 10}", "data.sources.robot.subtask_points=10"])
     assert ok.model.point_query.bins == 10
+
+
+# -- point by asking (model.point_query.ask) ---------------------------------------------------------
+ASK = (*QUERY[:2], "model.point_query={bins: 10, ask: {"
+       r"object: {find: '\b(?:to|behind) the (\w+ \w+)', question: 'where is the {} at?'}, "
+       r"zone: {find: '\b(the \w+ zone)', question: 'where is {} at?'}}}")
+
+
+def _asked(policy, obs, row: int, question: str) -> torch.Tensor:
+    """The query's table point for ``question`` about sample ``row``'s images, without state."""
+    one = obs.take(torch.tensor([row]))
+    one.prompt = [question]
+    one.state_mask = torch.zeros_like(one.state_mask)
+    with torch.no_grad():
+        seg = policy.prefix_segments(one) + [policy.point_query.segment(1, policy.device)]
+        return policy._points(policy.runner.run(seg))[0]
+
+
+def test_ask_points_asks_for_each_written_slot_by_name_without_state():
+    policy = tiny_policy("pi05_tiny", *ASK)
+    obs = observation(policy.spec, 3)
+    obs.prompt = ["push the red cube into the blue zone", "touch the green ball", "touch the red cube"]
+    subtasks = ["move behind the red cube at 1 1 to 4 4", "move to the green ball at 6 6", "done"]
+    points = policy.ask_points(obs, subtasks)
+    # the object comes from the subtask, the zone (not in "move behind ...") from the task prompt
+    torch.testing.assert_close(points[0, :2], _asked(policy, obs, 0, "where is the red cube at?")[:2])
+    torch.testing.assert_close(points[0, 2:], _asked(policy, obs, 0, "where is the blue zone at?")[2:])
+    torch.testing.assert_close(points[1, :2], _asked(policy, obs, 1, "where is the green ball at?")[:2])
+    assert points[1, 2:].isnan().all() and points[2].isnan().all()  # slots the text does not write
+    assert not torch.allclose(_asked(policy, obs, 1, "where is the red cube at?"), points[1])  # the name matters
+    moved = observation(policy.spec, 3, state_dims=5)  # same images (same seed), other state
+    moved.prompt = obs.prompt
+    assert not torch.equal(moved.state, obs.state)
+    torch.testing.assert_close(policy.ask_points(moved, subtasks), points, equal_nan=True)
+
+
+def test_asking_policy_fills_asked_points_and_the_expert_reads_them(monkeypatch):
+    policy = tiny_policy("pi05_tiny", *ASK)
+    spec = policy.spec
+    obs = observation(spec, 2)
+    obs.prompt = ["push the red cube into the blue zone", "touch the green ball"]
+    noise = torch.randn(2, spec.horizon, spec.max_action_dim, generator=torch.Generator().manual_seed(3))
+    _set_points(policy, [0.93, 0.12, 0.05, 0.55])
+    decoded = ["move behind the red cube at 1 1 to 4 4", "move to the green ball at 6 6"]
+    monkeypatch.setattr(policy.text_tokenizer, "decode", lambda ids: list(decoded))
+    chunk = policy.sample_actions(obs, noise=noise)
+    assert chunk.subtask == ["move behind the red cube at 9 1 to 0 5", "move to the green ball at 9 1"]
+    nan = float("nan")
+    torch.testing.assert_close(chunk.points, torch.tensor([[0.93, 0.12, 0.05, 0.55], [0.93, 0.12, nan, nan]]),
+                               rtol=0, atol=1e-5, equal_nan=True)
+    uncached = policy.sample_actions_uncached(obs, noise=noise)
+    monkeypatch.undo()
+    assert uncached.subtask == chunk.subtask and (uncached.actions - chunk.actions).abs().max() < 1e-5
+    forced = policy.sample_actions(obs, noise=noise, subtask=chunk.subtask)
+    assert (forced.actions - chunk.actions).abs().max() < 1e-5
+
+
+def test_an_asking_query_learns_from_stateless_samples_only():
+    policy = tiny_policy("pi05_tiny", *ASK)
+    b = batch(policy.spec, 3)
+    b.observation.state_mask[1] = False  # sample 1 is a pointing question; 0 and 2 are robot samples
+    b.subtask_point = torch.tensor([[0.2, 0.7, 0.1, 0.1], [0.5, 0.5, float("nan"), float("nan")],
+                                    [0.9, 0.9, 0.9, 0.9]])
+    loss = policy.compute_loss(b, losses=["point"])["point"]
+    b.subtask_point[[0, 2]] = 0.0
+    assert torch.equal(policy.compute_loss(b, losses=["point"])["point"], loss)
+    b.subtask_point[1, 0] = 0.0
+    assert not torch.equal(policy.compute_loss(b, losses=["point"])["point"], loss)
+    b.observation.state_mask[1] = True  # no stateless sample: nothing to learn from
+    assert policy.compute_loss(b, losses=["point"])["point"].item() == 0.0
+
+
+@pytest.mark.parametrize(("slot", "match"), [
+    ("{find: '(unclosed', question: 'where is {} at?'}", "not a regular expression"),
+    (r"{find: '\w+ \w+', question: 'where is {} at?'}", "exactly one group"),
+    (r"{find: '(\w+) (\w+)', question: 'where is {} at?'}", "exactly one group"),
+    (r"{find: '(\w+)', question: 'where is it at?'}", "exactly one '{}'"),
+])
+def test_recipe_rejects_an_unusable_pointing_question(slot, match):
+    with pytest.raises(RecipeError, match=match):
+        load_recipe("pi05_tabletop_tiny", [f"model.point_query={{bins: 10, ask: {{object: {slot}}}}}",
+                                           "data.sources.robot.subtask_points=10"])
+    with pytest.raises(RecipeError, match="object. and/or .zone"):
+        load_recipe("pi05_tabletop_tiny", ["model.point_query={bins: 10, ask: {}}",
+                                           "data.sources.robot.subtask_points=10"])
+
+
+def test_fill_points_keeps_the_numbers_of_slots_without_a_point():
+    nan = float("nan")
+    assert fill_points("push it at 1 1 to 4 4", [0.93, 0.12, nan, nan], 10) == "push it at 9 1 to 4 4"
+    assert point_slots("push it at 1 1 to 4 4") == {"object", "zone"}
+    assert point_slots("place it in the bin to 3 3") == {"zone"} and point_slots("done") == set()

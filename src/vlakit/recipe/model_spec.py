@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -22,6 +23,49 @@ class InferenceSpec(FrozenModel):
     num_steps: int | None = Field(None, ge=1)
 
 
+class PointSlotSpec(FrozenModel):
+    """How to ask for one slot of a subtask point: ``find`` (a regular expression with one group)
+    picks the name out of the predicted subtask, ``question`` (with one ``{}``) asks where it is."""
+
+    find: str = Field(description="regular expression with exactly one group, searched in the subtask text")
+    question: str = Field(description="the pointing question, '{}' stands for the found name")
+
+    @field_validator("find")
+    @classmethod
+    def _one_group(cls, v: str) -> str:
+        try:
+            groups = re.compile(v).groups
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e}): {v!r}") from None
+        if groups != 1:
+            raise ValueError(f"needs exactly one group (the name to ask about), has {groups}: {v!r}")
+        return v
+
+    @field_validator("question")
+    @classmethod
+    def _one_blank(cls, v: str) -> str:
+        if v.count("{}") != 1 or v.replace("{}", "").count("{") or v.replace("{}", "").count("}"):
+            raise ValueError(f"needs exactly one '{{}}' (the found name) and no other braces: {v!r}")
+        return v
+
+
+class PointAskSpec(FrozenModel):
+    """``point_query.ask``: point by asking. The query is trained and asked in the *pointing* format
+    only -- a question such as "where is the red cube at?" with no robot state -- so it learns where
+    things are from fresh scenes (pointing VQA) instead of recalling the robot's training scenes.
+    At inference each predicted subtask yields up to two questions (``object`` fills `` at I J``,
+    ``zone`` fills `` to I J``), asked in one extra prefix pass over the same images."""
+
+    object: PointSlotSpec | None = None
+    zone: PointSlotSpec | None = None
+
+    @model_validator(mode="after")
+    def _some_slot(self) -> PointAskSpec:
+        if self.object is None and self.zone is None:
+            raise ValueError("point_query.ask needs `object` and/or `zone`")
+        return self
+
+
 class PointQuerySpec(FrozenModel):
     """A learned query token on the VLM that regresses where the current subtask happens.
 
@@ -37,6 +81,8 @@ class PointQuerySpec(FrozenModel):
 
     bins: int = Field(ge=2, le=100, description="grid of the subtask text's points (the data's subtask_points)")
     fill_subtask: bool = True
+    #: point by asking (see :class:`PointAskSpec`); None: the query reads the robot's own prompt
+    ask: PointAskSpec | None = None
 
 
 class ModelSpec(FrozenModel):

@@ -8,6 +8,7 @@ right and ``y`` to the far side; each number is one token of the shipped tokeniz
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -42,13 +43,21 @@ def pointed_subtask(subtask: str, point: Sequence[float], bins: int) -> str:
 
 def fill_points(text: str, point: Sequence[float], bins: int) -> str:
     """``text`` with each `` at I J`` replaced by ``point[:2]`` and each `` to I J`` by ``point[2:4]``
-    (on the same grid); text without grid numbers is returned unchanged."""
+    (on the same grid); a slot whose point is NaN keeps its numbers, and text without grid numbers
+    is returned unchanged."""
     if len(point) < POINT_DIM:
         raise ValueError(f"a subtask point has {POINT_DIM} values [object_x, object_y, zone_x, zone_y], "
                          f"got {len(point)}")
 
     def sub(m: re.Match[str]) -> str:
         xy = point[:2] if m.group(1) == "at" else point[2:4]
+        if any(math.isnan(float(v)) for v in xy):
+            return m.group(0)
         return f" {m.group(1)} {point_words(xy, bins)}"
 
     return _POINT_RE.sub(sub, text)
+
+
+def point_slots(text: str) -> set[str]:
+    """Which grid points ``text`` writes: ``"object"`` for `` at I J``, ``"zone"`` for `` to I J``."""
+    return {"object" if m.group(1) == "at" else "zone" for m in _POINT_RE.finditer(text)}
