@@ -15,6 +15,8 @@ For each split and task family, ``--episodes`` episodes of the policy's evaluati
   (``-`` when the recipe does not predict one); with grid points in the subtask text
   (``subtask_points``), its words, and **object cell ±1**: how often the predicted object grid cell
   ("... at 3 5") is within one cell of the true one, in each direction;
+* with ``model.point_query``, **query error**: the table distance between the query's object point
+  (read from the robot prompt, or asked by name with ``point_query.ask``) and the object's;
 * with ``flow_matching.point_weight`` > 0, **point grounded** / **point error**: the point head's
   reading of the action tokens at the first Euler step (t = 1): how often the object nearest its
   predicted object position is the subtask's, and its distance from it (table units).
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     bins = subtask_points(recipe)  # the subtask text carries grid points ("... at 3 5")
     if bins is not None:
         columns += ["object cell ±1"]
+    query = recipe.model.point_query is not None
+    if query:
+        columns += ["query error"]
     if point_proj is not None:
         columns += ["point grounded", "point error"]
     for col in columns:
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             if not hasattr(env, "expert_action"):
                 raise SystemExit(f"env {spec.type!r} has no scripted expert (expert_action)")
             sampled, of_mean, close, subtask_right, grounded, point_err, cell = [], [], [], [], [], [], []
+            query_err = []
             for k in range(args.episodes):
                 obs = env.reset(seed=args.seed + k)
                 expert = np.asarray(env.expert_action())[:-1]
@@ -107,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                     nearest = int(np.argmin(np.linalg.norm(objects - point, axis=1)))
                     grounded.append(nearest == int(np.argmin(np.linalg.norm(objects - target, axis=1))))
                     point_err.append(float(np.linalg.norm(point - target)))
+                if result.points is not None and obs.info["subtask_point"][0] >= 0:
+                    asked = np.asarray(result.points)[0, :2]
+                    if np.isfinite(asked).all():
+                        query_err.append(float(np.linalg.norm(asked - np.asarray(obs.info["subtask_point"])[:2])))
                 first = np.asarray(result.actions)[:, 0, :-1]
                 cos = [cosine(a, expert) for a in first]
                 sampled.append(np.mean(cos))
@@ -126,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"{np.mean(subtask_right):.2f}" if subtask_right else "-"]
             if bins is not None:
                 row += [f"{np.mean(cell):.2f}" if cell else "-"]
+            if query:
+                row += [f"{np.mean(query_err):.3f} ({len(query_err)})" if query_err else "-"]
             if point_proj is not None:
                 row += [f"{np.mean(grounded):.2f}", f"{np.mean(point_err):.3f}"]
             table.add_row(*row)

@@ -315,12 +315,11 @@ class VLAPolicy(nn.Module):
         evaluation with expert high-level commands). Needs ``inference.predict_subtask``.
         """
         prefix = self.prefix_segments(observation.to(self.device))
-        reads_prompt = self.point_query is not None and not self._asks
-        if reads_prompt:
+        if self.point_query is not None:  # also when asking: it holds a position, as in training
             prefix.append(self.point_query.segment(observation.batch_size, self.device))
         result = self.runner.run(prefix)
         return self._act(observation, result.context(), noise=noise, num_steps=num_steps, subtask=subtask,
-                         points=self._points(result) if reads_prompt else None)
+                         points=None if self._asks else self._points(result))
 
     @torch.no_grad()
     def sample_actions_uncached(self, observation: Observation, *, noise: Tensor | None = None,
@@ -328,9 +327,9 @@ class VLAPolicy(nn.Module):
         """Reference path: the same computation, but the prefix is recomputed at every step."""
         prefix = self.prefix_segments(observation.to(self.device))
         points = None
-        if self.point_query is not None and not self._asks:
+        if self.point_query is not None:
             prefix.append(self.point_query.segment(observation.batch_size, self.device))
-            points = self._points(self.runner.run(prefix))
+            points = None if self._asks else self._points(self.runner.run(prefix))
         return self._act(observation, prefix, noise=noise, num_steps=num_steps, points=points)
 
     @property

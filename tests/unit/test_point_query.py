@@ -203,3 +203,22 @@ def test_fill_points_keeps_the_numbers_of_slots_without_a_point():
     assert fill_points("push it at 1 1 to 4 4", [0.93, 0.12, nan, nan], 10) == "push it at 9 1 to 4 4"
     assert point_slots("push it at 1 1 to 4 4") == {"object", "zone"}
     assert point_slots("place it in the bin to 3 3") == {"zone"} and point_slots("done") == set()
+
+
+@pytest.mark.parametrize("recipe_set", [QUERY, ASK], ids=["reads-prompt", "asks"])
+def test_decoding_sees_the_positions_training_saw(recipe_set, monkeypatch):
+    """The first decoded token's scores at inference equal the training pass's at the same place:
+    the query token holds a position in both (an asking policy once dropped it at inference, and
+    its subtask text came out garbled)."""
+    policy = tiny_policy("pi05_tiny", *recipe_set)
+    b = batch(policy.spec, 2)
+    seen: list[torch.Tensor] = []
+    real = policy.language.logits
+    monkeypatch.setattr(policy.language, "logits", lambda h: seen.append(real(h).detach()) or seen[-1])
+    policy.compute_loss(b, losses=["text"])
+    trained = seen[-1][:, 0]  # scores after BOS: [B, V]
+    seen.clear()
+    policy.sample_actions(b.observation)
+    first = seen[0]
+    assert first.shape == trained.shape
+    torch.testing.assert_close(first, trained, rtol=1e-4, atol=1e-4)

@@ -76,7 +76,8 @@ class PointQuerySpec(FrozenModel):
     subtask's grid numbers (`` at I J`` / `` to I J``, see :mod:`vlakit.components.text.points`) are
     replaced by the query's, on a ``bins`` grid, before the action expert reads the text: position
     comes from a regression, which learns it far faster than cross-entropy over digit tokens
-    (README: Results), while the words still come from the language model.
+    (README: Results), while the words still come from the language model. With ``ask`` the query
+    reads pointing questions instead of the robot's prompt (:class:`PointAskSpec`).
     """
 
     bins: int = Field(ge=2, le=100, description="grid of the subtask text's points (the data's subtask_points)")
