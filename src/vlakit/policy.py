@@ -9,8 +9,9 @@ Inference is hierarchical: the prefix runs once into a KV cache, the subtask is 
 greedily (extending the cache), and the head named by ``model.inference.actions_from`` acts on that
 cache -- the flow head runs only the action expert per Euler step. With ``model.point_query.ask`` the
 decoded subtask's grid points are replaced by the point query's answers to pointing questions about
-it (one more prefix pass, :meth:`VLAPolicy.ask_points`) before the expert reads the text. :meth:`VLAPolicy.sample_actions_uncached`
-is the reference path that recomputes everything every step (tests and benchmarks).
+it (one more prefix pass, :meth:`VLAPolicy.ask_points`) before the expert reads the text.
+:meth:`VLAPolicy.sample_actions_uncached` is the reference path that recomputes everything every
+step (tests and benchmarks).
 """
 
 from __future__ import annotations

@@ -143,9 +143,11 @@ def test_first_actions_reads_the_point_head_where_there_is_one(tmp_path: Path, c
     assert _benchmark("first_actions").main([str(result.policy_dir), "--episodes", "3", "--samples", "2",
                                               "--families", "reach", "--splits", "unseen"]) == 0
     out = capsys.readouterr().out
-    assert "point grounded" in out
+    assert "point grounded" in out and "query error" in out  # the tiny recipe asks its point query too
     (row,) = _table_rows(out)
-    assert 0.0 <= float(row[6]) <= 1.0 and 0.0 <= float(row[7]) < 1.5  # a rate, and a distance on the table
+    assert 0.0 <= float(row[-2]) <= 1.0 and 0.0 <= float(row[-1]) < 1.5  # a rate, and a distance on the table
+    asked = row[-3]  # "error (frames)", or "-" when no first frame got an asked object point
+    assert asked == "-" or (0.0 <= float(asked.split()[0]) < 1.5 and 1 <= int(asked.split()[1].strip("()")) <= 3)
 
 
 def test_grounding_probe_trains_every_reader(tmp_path: Path, capsys) -> None:

@@ -27,7 +27,7 @@ def _stages(*mixtures: str) -> str:
 
 @pytest.mark.parametrize(("mixture", "message"), [
     ("{robots: 0}", r"names source\(s\) \['robots'\]"),
-    ("{robot: 0, subtasks: 0, vqa: 0}", "leaves every source at weight 0"),
+    ("{robot: 0, subtasks: 0, vqa: 0, pointing: 0}", "leaves every source at weight 0"),
     ("{robot: -1}", "must be >= 0"),
 ])
 def test_a_stage_mixture_must_name_sources_and_keep_one(mixture, message):
@@ -48,7 +48,9 @@ def test_a_stage_gets_the_previous_feed_only_while_its_mixture_stays_the_same():
                      base_feed=base, console=QUIET, progress=False)
     assert data.feed(0) is base
     assert data.feed(1) is data.feed(2) is not base
-    assert built[0] == {"robot": 0.8, "subtasks": 0.0, "vqa": 0.0}
+    recipe_weights = {n: s.weight for n, s in recipe.data.sources.items()}
+    assert built[0] == {**recipe_weights, "subtasks": 0.0, "vqa": 0.0}  # sources it does not name keep theirs
+    assert built[0]["robot"] == 0.8 and len(built[0]) >= 3
     # back to the recipe's mixture: a fresh feed (from the beginning), not stage 0's half-read one
     assert data.feed(3) not in (base, data.feed(1))
     assert built[1] == {n: s.weight for n, s in recipe.data.sources.items()}

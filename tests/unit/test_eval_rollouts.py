@@ -219,10 +219,12 @@ def test_oracle_subtasks_give_the_policy_the_envs_label_formatted_like_its_data(
     env = TabletopEnv(TabletopConfig(families=("pick_place",)))
     obs = env.reset(seed=3)
     target = env.world.positions[env.task.target]
-    plain = _RecordingPolicy(load_recipe("pi05_tabletop_tiny"))
+    plain_text = ["model.point_query=null", "data.sources.robot.subtask_points=null",
+                  "data.sources.subtasks.subtask_points=null"]
+    plain = _RecordingPolicy(load_recipe("pi05_tabletop_tiny", plain_text))
     step = PolicyActor(plain, subtasks="oracle").act(obs)
     assert plain.given == [[env.subtask()]] and step.subtask == env.subtask()
-    pointed = _RecordingPolicy(load_recipe("pi05_tabletop_tiny", ["data.sources.robot.subtask_points=10"]))
+    pointed = _RecordingPolicy(load_recipe("pi05_tabletop_tiny"))  # the default's data: grid points on a 10 grid
     PolicyActor(pointed, subtasks="oracle").act(obs)
     col, row = int(target[0] * 10), int(target[1] * 10)
     assert pointed.given == [[f"{env.subtask()} at {col} {row}"]]  # "pick up the X": the object's grid cell
