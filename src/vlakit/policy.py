@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlakit.components.text.points import POINT_DIM, fill_points, point_slots
+from vlakit.components.text.points import POINT_DIM, SLOTS, fill_points, point_slots
 from vlakit.errors import VlakitError
 from vlakit.interfaces.action_head import ActionHead, InferenceInputs, TrainingInputs
 from vlakit.interfaces.language import LanguageBackbone
@@ -100,8 +100,10 @@ class VLAPolicy(nn.Module):
         return (list(self.heads) + ([TEXT_LOSS] if self.spec.text_loss else [])
                 + ([POINT_LOSS] if self.point_query is not None else []))
 
-    def prefix_segments(self, observation: Observation) -> list[Segment]:
-        """Image segments (one per camera, recipe order) and the prompt segment, all on expert 0."""
+    def prefix_segments(self, observation: Observation, *, image_tokens: list[Tensor] | None = None) -> list[Segment]:
+        """Image segments (one per camera, recipe order) and the prompt segment, all on expert 0.
+        ``image_tokens`` (one ``[B, N, D]`` per camera) reuses vision tokens already computed for
+        these images."""
         obs = observation
         b = obs.batch_size
         missing = [c for c in self.spec.cameras if c not in obs.images]
@@ -109,8 +111,11 @@ class VLAPolicy(nn.Module):
             raise PolicyInputError(f"observation lacks camera(s) {missing}; the recipe's model.cameras are "
                                    f"{self.spec.cameras}, the observation has {sorted(obs.images)}")
         device = self.device
-        pixels = torch.cat([self.vision.preprocess(obs.images[c].to(device)) for c in self.spec.cameras])
-        tokens = self.vision(pixels).split(b)
+        if image_tokens is None:
+            pixels = torch.cat([self.vision.preprocess(obs.images[c].to(device)) for c in self.spec.cameras])
+            tokens = self.vision(pixels).split(b)
+        else:
+            tokens = tuple(image_tokens)
         segs = []
         for cam, tok in zip(self.spec.cameras, tokens):
             mask = obs.image_masks.get(cam)
@@ -219,7 +224,7 @@ class VLAPolicy(nn.Module):
         if target.shape != pred.shape:
             raise PolicyInputError(f"subtask points are {list(target.shape)}, the point query predicts "
                                    f"{list(pred.shape)} ([object_x, object_y, zone_x, zone_y] per sample)")
-        if self.spec.point_query is not None and self.spec.point_query.ask is not None:
+        if self._asks:
             # asked in the pointing format only: samples with robot state teach it nothing
             robot = batch.observation.state_mask.to(pred.device).any(-1)
             target = target.masked_fill(robot[:, None], float("nan"))
@@ -322,7 +327,7 @@ class VLAPolicy(nn.Module):
             prefix.append(self.point_query.segment(observation.batch_size, self.device))
         result = self.runner.run(prefix)
         return self._act(observation, result.context(), noise=noise, num_steps=num_steps, subtask=subtask,
-                         points=None if self._asks else self._points(result))
+                         points=None if self._asks else self._points(result), image_tokens=_image_tokens(prefix))
 
     @torch.no_grad()
     def sample_actions_uncached(self, observation: Observation, *, noise: Tensor | None = None,
@@ -333,17 +338,20 @@ class VLAPolicy(nn.Module):
         if self.point_query is not None:
             prefix.append(self.point_query.segment(observation.batch_size, self.device))
             points = None if self._asks else self._points(self.runner.run(prefix))
-        return self._act(observation, prefix, noise=noise, num_steps=num_steps, points=points)
+        return self._act(observation, prefix, noise=noise, num_steps=num_steps, points=points,
+                         image_tokens=_image_tokens(prefix))
 
     @property
     def _asks(self) -> bool:
         """``model.point_query.ask``: points come from pointing questions about the predicted subtask."""
         return self.spec.point_query is not None and self.spec.point_query.ask is not None
 
-    def ask_points(self, observation: Observation, subtask: list[str]) -> Tensor:
+    def ask_points(self, observation: Observation, subtask: list[str], *,
+                   image_tokens: list[Tensor] | None = None) -> Tensor:
         """Point by asking (``model.point_query.ask``): for each grid point a subtask writes, the name
         it refers to (found in the subtask, else in the task prompt) becomes a pointing question,
-        asked over the same images without robot state, as the query was trained. Returns table
+        asked over the same images without robot state, as the query was trained. ``image_tokens``
+        (per camera, for the whole batch) reuses the robot prefix's vision tokens. Returns table
         coordinates ``[B, 4]``, NaN where nothing was asked."""
         query = self.spec.point_query
         if self.point_query is None or query is None or query.ask is None:
@@ -360,15 +368,16 @@ class VLAPolicy(nn.Module):
         points = torch.full((observation.batch_size, POINT_DIM), float("nan"))
         if not rows:
             return points
-        obs = observation.take(torch.tensor(rows))
+        index = torch.tensor(rows)
+        obs = observation.take(index)
         obs = replace(obs, prompt=questions, state=torch.zeros_like(obs.state),
                       state_mask=torch.zeros_like(obs.state_mask))
-        segments = self.prefix_segments(obs.to(self.device)) + [self.point_query.segment(len(rows), self.device)]
-        answers = self._points(self.runner.run(segments))
+        tokens = None if image_tokens is None else [t[index.to(t.device)] for t in image_tokens]
+        segments = self.prefix_segments(obs.to(self.device), image_tokens=tokens)
+        answers = self._points(self.runner.run([*segments, self.point_query.segment(len(rows), self.device)]))
         assert answers is not None
         for k, (i, slot) in enumerate(zip(rows, slots)):
-            at = slice(0, 2) if slot == "object" else slice(2, 4)
-            points[i, at] = answers[k, at].cpu()
+            points[i, SLOTS[slot]] = answers[k, SLOTS[slot]].cpu()
         return points
 
     def _points(self, result: RunResult) -> Tensor | None:
@@ -378,7 +387,8 @@ class VLAPolicy(nn.Module):
         return to_table(self.point_query.scaled(result.hidden["point_query"]))
 
     def _act(self, observation: Observation, context: Context, *, noise: Tensor | None,
-             num_steps: int | None, subtask: list[str] | None = None, points: Tensor | None = None) -> ActionChunk:
+             num_steps: int | None, subtask: list[str] | None = None, points: Tensor | None = None,
+             image_tokens: list[Tensor] | None = None) -> ActionChunk:
         inference = self.spec.inference
         b = observation.batch_size
         tok = self.text_tokenizer
@@ -403,7 +413,7 @@ class VLAPolicy(nn.Module):
                                     batch_size=b)
             subtask = tok.decode(decoded.ids)
             if self._asks:
-                points = self.ask_points(observation, subtask)
+                points = self.ask_points(observation, subtask, image_tokens=image_tokens)
             query = self.spec.point_query
             filled = ([fill_points(t, p, query.bins) for t, p in zip(subtask, points.tolist())]
                       if points is not None and query is not None and query.fill_subtask else subtask)
@@ -423,6 +433,11 @@ class VLAPolicy(nn.Module):
         chunk.subtask = subtask
         chunk.points = points
         return chunk
+
+
+def _image_tokens(prefix: list[Segment]) -> list[Tensor]:
+    """The vision tokens of a prefix's image segments, camera order (see ``prefix_segments``)."""
+    return [seg.embeds for seg in prefix if seg.name.startswith("image/")]
 
 
 def _visible_to(keys: list[Segment], queries: list[Segment], *, head: str) -> Tensor:

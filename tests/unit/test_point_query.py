@@ -141,6 +141,9 @@ def test_ask_points_asks_for_each_written_slot_by_name_without_state():
     torch.testing.assert_close(points[1, :2], _asked(policy, obs, 1, "where is the green ball at?")[:2])
     assert points[1, 2:].isnan().all() and points[2].isnan().all()  # slots the text does not write
     assert not torch.allclose(_asked(policy, obs, 1, "where is the red cube at?"), points[1])  # the name matters
+    with torch.no_grad():  # the robot prefix's vision tokens, reused, give the same answers
+        tokens = [s.embeds for s in policy.prefix_segments(obs) if s.name.startswith("image/")]
+        torch.testing.assert_close(policy.ask_points(obs, subtasks, image_tokens=tokens), points, equal_nan=True)
     moved = observation(policy.spec, 3, state_dims=5)  # same images (same seed), other state
     moved.prompt = obs.prompt
     assert not torch.equal(moved.state, obs.state)

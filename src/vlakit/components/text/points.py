@@ -14,6 +14,10 @@ from collections.abc import Sequence
 
 #: a subtask point is ``[object_x, object_y, zone_x, zone_y]``
 POINT_DIM = 4
+#: where each slot sits in a subtask point
+SLOTS: dict[str, slice] = {"object": slice(0, 2), "zone": slice(2, 4)}
+#: the word before each slot's grid numbers in text
+_SLOT_OF_WORD = {"at": "object", "to": "zone"}
 #: ``" at I J"`` (the object) and ``" to I J"`` (the zone) as :func:`pointed_subtask` writes them
 _POINT_RE = re.compile(r" (at|to) (\d+) (\d+)(?=\s|$)")
 
@@ -50,7 +54,7 @@ def fill_points(text: str, point: Sequence[float], bins: int) -> str:
                          f"got {len(point)}")
 
     def sub(m: re.Match[str]) -> str:
-        xy = point[:2] if m.group(1) == "at" else point[2:4]
+        xy = point[SLOTS[_SLOT_OF_WORD[m.group(1)]]]
         if any(math.isnan(float(v)) for v in xy):
             return m.group(0)
         return f" {m.group(1)} {point_words(xy, bins)}"
@@ -60,4 +64,4 @@ def fill_points(text: str, point: Sequence[float], bins: int) -> str:
 
 def point_slots(text: str) -> set[str]:
     """Which grid points ``text`` writes: ``"object"`` for `` at I J``, ``"zone"`` for `` to I J``."""
-    return {"object" if m.group(1) == "at" else "zone" for m in _POINT_RE.finditer(text)}
+    return {_SLOT_OF_WORD[m.group(1)] for m in _POINT_RE.finditer(text)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlakit.components.text.points import point_words
+from vlakit.components.text.points import SLOTS, point_words
 from vlakit.envs.tabletop.embodiments import FreeGripper
 from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS, ZONE_POINT_QUESTION
 from vlakit.envs.tabletop.render import Renderer
@@ -140,6 +140,5 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
     point = None
     if len(qa) == 3:
         point = np.full(4, np.nan, np.float32)
-        at = slice(0, 2) if kind == "point" else slice(2, 4)
-        point[at] = qa[2]
+        point[SLOTS["object" if kind == "point" else "zone"]] = qa[2]
     return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind, point=point)
