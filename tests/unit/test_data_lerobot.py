@@ -90,6 +90,36 @@ def test_generation_is_atomic_resumable_and_a_noop_when_complete(tmp_path: Path,
         generate_tabletop_dataset(out, episodes=4, families=("reach",), progress=False)
 
 
+def test_worker_processes_write_the_same_dataset(tmp_path: Path, monkeypatch):
+    """Episodes made and encoded by a pool of two spawned processes give a byte-identical dataset."""
+    import vlakit.data.generate as gen
+
+    monkeypatch.setattr(gen, "_EPISODES_PER_WORKER", 2)  # a pool even for 5 episodes
+    assert gen._pool_size(2, 5) == 2 and gen._pool_size(2, 3) == 1 and gen._pool_size(None, 0) == 1
+    one = generate_tabletop_dataset(tmp_path / "one", episodes=5, families=("reach", "push"), progress=False, workers=1)
+    two = generate_tabletop_dataset(tmp_path / "two", episodes=5, families=("reach", "push"), progress=False, workers=2)
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    for rel in files:
+        assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
+    with pytest.raises(DatasetError, match="--workers must be >= 1"):
+        generate_tabletop_dataset(tmp_path / "bad", episodes=2, progress=False, workers=0)
+
+
+def test_image_stats_match_the_float_formulas():
+    from vlakit.data.lerobot_format import image_stats
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (7, 9, 11, 3), dtype=np.uint8)
+    images[..., 1] = np.clip(images[..., 1], 17, 201)  # a channel that spans only part of the range
+    x = images.reshape(-1, 3).astype(np.float64) / 255.0
+    stats = image_stats(images)
+    for key, ref in {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0)}.items():
+        assert stats[key].shape == (3, 1, 1)
+        np.testing.assert_allclose(stats[key].reshape(-1), ref, rtol=1e-9, atol=1e-12, err_msg=key)
+    assert int(stats["count"][0]) == 7
+
+
 def _generate_into(out: str, start) -> str:
     start.wait()
     return str(generate_tabletop_dataset(Path(out), episodes=4, families=("reach",), progress=False))

@@ -30,6 +30,8 @@ def generate(
     noise: float = typer.Option(0.1, min=0.0, help="Std of Gaussian noise on executed expert actions."),
     image_size: int = typer.Option(64, min=16, help="Square image size of both cameras."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing different dataset at --out."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: one per usable CPU "
+                                "core, at most 8; the dataset is the same for any number)."),
 ) -> None:
     """Write scripted-expert demonstrations as a LeRobot v3 dataset (resumable, atomic)."""
     from vlakit.data.errors import DatasetError
@@ -51,7 +53,7 @@ def generate(
         raise DatasetError("--families is empty")
     path = generate_tabletop_dataset(out, episodes=episodes, split=split, embodiment=embodiment, families=fams,
                                      seed=seed, noise=noise, image_size=image_size, progress=True,
-                                     overwrite=overwrite)
+                                     overwrite=overwrite, workers=workers)
     console.print(f"[green]dataset ready:[/] {path}")
 
 

@@ -11,6 +11,10 @@ family ``families[i % len(families)]``. Failed demonstrations (possible with act
 retried with fresh noise, then without noise; only successful episodes are stored. Recorded actions
 are the expert's *clean* actions; the executed ones carry the noise (DART-style), so the data
 shows recoveries from perturbed states with corrective labels.
+
+Episodes are independent (own seed, own env reset), so large datasets are generated and their
+frames PNG-encoded by a pool of worker processes (``workers``, by default one per usable core);
+the dataset is the same for any number of workers.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,8 @@ from vlakit.io import atomic_write_bytes, atomic_write_text
 
 FPS = 10
 _RETRIES = 4
+#: episodes per worker below which a pool is not worth its start-up (about a second per process)
+_EPISODES_PER_WORKER = 32
 
 
 def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
@@ -137,14 +146,17 @@ def _load_episode(path: Path) -> dict[str, Any]:
 def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "train", embodiment: str = "gripper",
                               families: tuple[str, ...] | list[str] = ("reach", "push", "pick_place"),
                               seed: int = 0, noise: float = 0.1, image_size: int = 64, progress: bool = True,
-                              overwrite: bool = False) -> Path:
+                              overwrite: bool = False, workers: int | None = None) -> Path:
     """Write a LeRobot v3 dataset of ``episodes`` expert demonstrations to ``out``; return ``out``.
 
     A no-op when ``out`` already holds a dataset generated with the same arguments. Raises
-    :class:`DatasetError` if ``out`` holds something else (unless ``overwrite``).
+    :class:`DatasetError` if ``out`` holds something else (unless ``overwrite``). ``workers``: worker
+    processes (None: one per usable CPU core, at most 8; small datasets are made in this process).
     """
     if episodes < 1:
         raise DatasetError(f"--episodes must be >= 1, got {episodes}")
+    if workers is not None and workers < 1:
+        raise DatasetError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     args = generation_args(episodes=episodes, split=split, embodiment=embodiment, families=families, seed=seed,
                            noise=noise, image_size=image_size)
@@ -156,19 +168,59 @@ def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "t
     with FileLock(out.parent / f".{out.name}.lock"):
         if is_complete(out, args):
             return out
-        return _generate(out, args, overwrite=overwrite, progress=progress)
+        return _generate(out, args, overwrite=overwrite, progress=progress, workers=workers)
 
 
-def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: bool) -> Path:
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _pool_size(workers: int | None, jobs: int) -> int:
+    """Worker processes for ``jobs`` episodes: 1 (no pool) unless each worker gets enough of them."""
+    wanted = workers if workers is not None else min(usable_cores(), 8)
+    return max(1, min(wanted, jobs // _EPISODES_PER_WORKER))
+
+
+def _tabletop_env(args: dict[str, Any]) -> Any:
     from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
 
-    split, embodiment, families = args["split"], args["embodiment"], args["families"]
-    episodes, seed, noise, image_size = args["episodes"], args["seed"], args["noise"], args["image_size"]
+    return TabletopEnv(TabletopConfig(split=args["split"], embodiment=args["embodiment"],
+                                      families=tuple(args["families"]), image_size=args["image_size"]))
+
+
+_WORKER_ENV: Any = None  #: a worker process's env (built once per process by _init_worker)
+
+
+def _init_worker(args: dict[str, Any]) -> None:
+    global _WORKER_ENV
+    _WORKER_ENV = _tabletop_env(args)
+
+
+def _episode_job(job: tuple[Path, int, float]) -> None:
+    path, seed, noise = job
+    _write_episode(_WORKER_ENV, path, seed=seed, noise=noise)
+
+
+def _write_episode(env: Any, path: Path, *, seed: int, noise: float) -> None:
+    """Record the expert's episode ``seed`` into the shard ``path`` (retrying with fresh noise, then none)."""
+    for attempt in range(_RETRIES + 1):
+        ep = _run_episode(env, seed=seed, noise=noise, attempt=attempt)
+        if ep is not None:
+            save_episode(path, ep)
+            return
+    raise RuntimeError(f"tabletop expert failed episode seed {seed} even without noise")
+
+
+def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: bool, workers: int | None) -> Path:
+    episodes, seed, noise = args["episodes"], args["seed"], args["noise"]
     if out.exists() and not overwrite:
         raise DatasetError(f"{out} already exists and was not generated with these arguments; pass --overwrite "
                            "or choose another --out")
-    env = TabletopEnv(TabletopConfig(split=split, embodiment=embodiment, families=tuple(families),
-                                     image_size=image_size))
+    env = _tabletop_env(args)
     work = out.parent / f".{out.name}.partial"
     args_file = work / "args.json"
     if work.exists() and (not args_file.is_file() or json.loads(args_file.read_text()) != args):
@@ -176,30 +228,44 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
     (work / "episodes").mkdir(parents=True, exist_ok=True)
     atomic_write_text(args_file, json.dumps(args))
     base = 1_000_000 * (seed + 1)
-    with progress_bar(progress) as bar:
-        task = bar.add_task(f"tabletop {embodiment}/{split}", total=episodes)
-        for i in range(episodes):
-            path = work / "episodes" / f"{i:06d}.npz"
-            if not path.is_file():
-                for attempt in range(_RETRIES + 1):
-                    ep = _run_episode(env, seed=base + i, noise=noise, attempt=attempt)
-                    if ep is not None:
-                        break
-                else:
-                    raise RuntimeError(f"tabletop expert failed episode seed {base + i} even without noise")
-                save_episode(path, ep)
-            bar.advance(task)
-        return assemble_dataset(work, out, [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)],
-                                env=env, args=args, bar=bar)
+    shards = [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)]
+    jobs = [(path, base + i, noise) for i, path in enumerate(shards) if not path.is_file()]
+    size = _pool_size(workers, len(jobs))
+    with progress_bar(progress) as bar, _pool(size, args) as pool:
+        task = bar.add_task(f"tabletop {args['embodiment']}/{args['split']}"
+                            + (f" ({size} processes)" if pool is not None else ""), total=episodes)
+        bar.advance(task, episodes - len(jobs))
+        if pool is None:
+            for path, ep_seed, ep_noise in jobs:
+                _write_episode(env, path, seed=ep_seed, noise=ep_noise)
+                bar.advance(task)
+        else:
+            for _ in pool.map(_episode_job, jobs, chunksize=4):
+                bar.advance(task)
+        return assemble_dataset(work, out, shards, env=env, args=args, bar=bar, pool=pool)
 
 
-def assemble_dataset(work: Path, out: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any) -> Path:
+@contextlib.contextmanager
+def _pool(size: int, args: dict[str, Any]) -> Iterator[Executor | None]:
+    """A pool of ``size`` worker processes with an env each (None for size 1). Spawned, not forked: the
+    parent may hold torch's thread pools, which do not survive a fork."""
+    if size <= 1:
+        yield None
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(size, mp_context=ctx, initializer=_init_worker, initargs=(args,)) as pool:
+        yield pool
+
+
+def assemble_dataset(work: Path, out: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any,
+                     pool: Executor | None = None) -> Path:
     """Assemble episode ``shards`` (written by :func:`save_episode`) into ``work/dataset``, then move it to
-    ``out`` in one rename (replacing what was there) and remove ``work``. Returns ``out``."""
+    ``out`` in one rename (replacing what was there) and remove ``work``. Returns ``out``. ``pool``
+    (optional) encodes the frames in parallel."""
     final = work / "dataset"
     if final.exists():
         shutil.rmtree(final)
-    _assemble(final, shards, env=env, args=args, bar=bar)
+    _assemble(final, shards, env=env, args=args, bar=bar, pool=pool)
     if out.exists():
         shutil.rmtree(out)
     os.replace(final, out)
@@ -239,7 +305,23 @@ def _features(env: Any, image_size: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any) -> None:
+def _encode_frames(shard: Path) -> dict[str, list[bytes]]:
+    """PNG bytes of each camera's frames in an episode shard."""
+    with np.load(shard) as z:
+        return {c: [encode_png(im) for im in z[c]] for c in ("overhead", "wrist")}
+
+
+def _ordered_map(pool: Executor | None, fn: Any, items: list[Any], window: int = 64) -> Iterator[Any]:
+    """``map(fn, items)``, in ``pool`` when given, a window of items at a time (bounded memory)."""
+    if pool is None:
+        yield from map(fn, items)
+        return
+    for i in range(0, len(items), window):
+        yield from pool.map(fn, items[i:i + window], chunksize=4)
+
+
+def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any,
+              pool: Executor | None = None) -> None:
     """Write the LeRobot layout under ``root`` from per-episode shard files."""
     features = _features(env, args["image_size"])
     task_ids: dict[str, int] = {}
@@ -262,11 +344,11 @@ def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any],
             pending[k] = []
         file_index, pending_bytes = file_index + 1, 0
 
-    for e, shard in enumerate(shards):
+    encoded = _ordered_map(pool, _encode_frames, shards)
+    for e, (shard, pngs) in enumerate(zip(shards, encoded)):
         ep = _load_episode(shard)
         n = len(ep["action"])
         tid = task_ids.setdefault(ep["task"], len(task_ids))
-        pngs = {c: [encode_png(im) for im in ep["images"][c]] for c in ("overhead", "wrist")}
         size = sum(len(b) for c in pngs for b in pngs[c]) + n * 64
         if pending_bytes and pending_bytes + size > limit:
             flush()

@@ -127,8 +127,15 @@ def feature_stats(x: np.ndarray) -> dict[str, Any]:
 
 def image_stats(images: np.ndarray) -> dict[str, Any]:
     """Per-channel stats of uint8 images ``[N, h, w, 3]`` in [0, 1], shaped ``[3, 1, 1]`` like LeRobot."""
-    x = images.reshape(-1, 3).astype(np.float64) / 255.0
-    out = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0)}
+    pixels = np.asarray(images, np.uint8).reshape(-1, 3)
+    # exact, from per-channel histograms of the 256 levels (no float copy of every pixel)
+    counts = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(3)]).astype(np.float64)
+    levels = np.arange(256) / 255.0
+    seen = counts > 0
+    mean = counts @ levels / len(pixels)
+    var = counts @ levels**2 / len(pixels) - mean**2
+    out = {"min": np.array([levels[row].min() for row in seen]), "max": np.array([levels[row].max() for row in seen]),
+           "mean": mean, "std": np.sqrt(np.maximum(var, 0.0))}
     out = {k: v.reshape(3, 1, 1) for k, v in out.items()}
     out["count"] = np.array([len(images)])
     return out
