@@ -173,4 +173,5 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
     if held_out is not None:
         report["held_out"] = _evaluate(encoder, heads, targets, held_out, autocast=autocast, device=device)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
+    encoder.train()  # the stages train it on (a module left in eval mode would stay so there)
     return report
