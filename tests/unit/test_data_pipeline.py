@@ -156,8 +156,9 @@ def test_mixture_weights_are_respected(cache, stats):
     assert "sub" not in counts and "verbal" not in counts  # weight 0
 
 
-def test_loader_resume_yields_the_same_next_batch(cache, stats):
-    spec = _spec(cache)
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_loader_resume_yields_the_same_next_batch(cache, stats, prefetch):
+    spec = _spec(cache).model_copy(update={"prefetch": prefetch})
     a = build_train_loader(spec, model_spec=MODEL, norm_stats=stats, seed=5)
     for _ in range(7):
         next(a)
@@ -176,6 +177,23 @@ def test_loader_resume_yields_the_same_next_batch(cache, stats):
     c = build_train_loader(spec, model_spec=MODEL, norm_stats=stats, seed=6)
     assert next(c).observation.prompt != next(build_train_loader(spec, model_spec=MODEL, norm_stats=stats,
                                                                  seed=5)).observation.prompt
+
+
+def test_prefetching_delivers_the_same_batches(cache, stats):
+    plain = build_train_loader(_spec(cache), model_spec=MODEL, norm_stats=stats, seed=3)
+    ahead = build_train_loader(_spec(cache).model_copy(update={"prefetch": 3}), model_spec=MODEL,
+                               norm_stats=stats, seed=3)
+    for _ in range(6):
+        want, got = next(plain), next(ahead)
+        assert got.source == want.source and got.observation.prompt == want.observation.prompt
+        assert torch.equal(got.observation.images["overhead"], want.observation.images["overhead"])
+    # the position is that of the batches delivered, not of those made ahead
+    resumed = build_train_loader(_spec(cache), model_spec=MODEL, norm_stats=stats, seed=3)
+    resumed.load_state_dict(plain.state_dict())
+    after = build_train_loader(_spec(cache).model_copy(update={"prefetch": 3}), model_spec=MODEL,
+                               norm_stats=stats, seed=3)
+    after.load_state_dict(ahead.state_dict())
+    assert next(after).observation.prompt == next(resumed).observation.prompt == next(plain).observation.prompt
 
 
 def test_subtask_and_verbal_sources(cache, stats):

@@ -128,3 +128,21 @@ def test_corpus_covers_every_prompt_and_label():
         frames, _ = _rollout(env, seed)
         assert frames[0].prompt in words
         assert {f.info["subtask"] for f in frames} <= words
+
+
+def test_cached_overhead_surface_renders_the_same_pixels():
+    """The overhead table surface is made once per style; frames equal an uncached render."""
+    from vlakit.envs.tabletop import render
+
+    env = TabletopEnv(TabletopConfig(split="unseen"))
+    for seed in range(6):  # several styles (textures) and zone layouts
+        frame = env.reset(seed=seed).images["overhead"]
+        scene = env.task.scene
+        fresh = render.Renderer(size=frame.shape[0])
+        render._overhead_surface.cache_clear()
+        x, y = fresh._grid(render.OVERHEAD_EXTENT[0], render.OVERHEAD_EXTENT[1], fresh.o_scale, fresh.size)
+        uncached = render._background(scene, x, y, edge=1.2 / fresh.o_scale)
+        fresh.set_scene(scene)
+        np.testing.assert_array_equal(fresh._overhead_bg, uncached)
+        np.testing.assert_array_equal(env.renderer._overhead_bg, uncached)  # made with the cache
+    assert not render._overhead_surface(scene.style, 64).flags.writeable  # shared: nobody may draw on it

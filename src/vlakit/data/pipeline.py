@@ -123,7 +123,7 @@ def build_train_loader(data_spec: Any, *, model_spec: Any, norm_stats: NormStats
         sizes[name] = len(source)
     root = build_mixture(loaders=loaders, sizes=sizes, weights=weights, batch_size=data_spec.batch_size,
                          collate=collate, seed=int(seed), rank=rank, world_size=world_size,
-                         num_workers=data_spec.num_workers)
+                         num_workers=data_spec.num_workers, prefetch=data_spec.prefetch)
     return TrainLoader(root, sources=sources, weights=weights, clip_counter=clip_counter)
 
 

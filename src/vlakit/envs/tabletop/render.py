@@ -47,16 +47,34 @@ def _texture(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown texture {style.texture!r}")
 
 
-def _background(scene: Scene, x: np.ndarray, y: np.ndarray, edge: float) -> np.ndarray:
-    """uint8 ``[h, w, 3]`` image of table, floor and zones at pixel-centre world coords ``x, y``
-    (a regular grid: ``x`` varies along columns only, ``y`` along rows only)."""
-    style = scene.style
+def _surface(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """float32 ``[h, w, 3]``: the textured table over the floor, before zones and tint."""
     xs, ys = x[0], y[:, 0]
     on_table = ((ys >= 0) & (ys <= 1))[:, None] & ((xs >= 0) & (xs <= 1))[None, :]
     img = np.empty((*x.shape, 3), np.float32)
     img[:] = np.asarray(style.floor, np.float32)
     table = np.asarray(style.table, np.float32) * _texture(style, x, y).astype(np.float32)[..., None]
     img[on_table] = table[on_table]
+    return img
+
+
+@functools.lru_cache(maxsize=32)
+def _overhead_surface(style: Style, size: int) -> np.ndarray:
+    """:func:`_surface` of the overhead camera's fixed grid, made once per style and size (read-only)."""
+    scale = size / (OVERHEAD_EXTENT[1] - OVERHEAD_EXTENT[0])
+    x, y = Renderer._grid(OVERHEAD_EXTENT[0], OVERHEAD_EXTENT[1], scale, size)
+    img = _surface(style, x, y)
+    img.flags.writeable = False
+    return img
+
+
+def _background(scene: Scene, x: np.ndarray, y: np.ndarray, edge: float,
+                surface: np.ndarray | None = None) -> np.ndarray:
+    """uint8 ``[h, w, 3]`` image of table, floor and zones at pixel-centre world coords ``x, y``
+    (a regular grid: ``x`` varies along columns only, ``y`` along rows only). ``surface``: the
+    grid's :func:`_surface`, when already made."""
+    xs, ys = x[0], y[:, 0]
+    img = surface.copy() if surface is not None else _surface(scene.style, x, y)
     for zone in scene.zones:
         # only the pixels inside the zone's bounding box are touched
         cols = np.flatnonzero(np.abs(xs - zone.centre[0]) <= zone.half)
@@ -71,7 +89,7 @@ def _background(scene: Scene, x: np.ndarray, y: np.ndarray, edge: float) -> np.n
         patch = 0.45 * fill.astype(np.float32) + 0.55 * img[sl]
         patch[border] = line
         img[sl] = patch
-    img *= np.asarray(style.tint, np.float32)
+    img *= np.asarray(scene.style.tint, np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -141,7 +159,8 @@ class Renderer:
         self.scene = scene
         tint = np.asarray(scene.style.tint)
         x, y = self._grid(OVERHEAD_EXTENT[0], OVERHEAD_EXTENT[1], self.o_scale, self.size)
-        self._overhead_bg = _background(scene, x, y, edge=1.2 / self.o_scale)
+        self._overhead_bg = _background(scene, x, y, edge=1.2 / self.o_scale,
+                                        surface=_overhead_surface(scene.style, self.size))
         if self.wrist_canvas:
             n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * self.w_scale))
             x, y = self._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], self.w_scale, n)
