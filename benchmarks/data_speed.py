@@ -37,15 +37,13 @@ def generation(episodes: int, workers: int, root: Path) -> None:
 
 
 def batches(recipe_name: str, root: Path, count: int, cache_dir: str | None) -> None:
-    from rich.console import Console
-
-    from vlakit.data import build_train_loader
+    from vlakit.data import build_train_loader, compute_norm_stats, prepare_sources
     from vlakit.recipe.load import load_recipe
-    from vlakit.training.run import prepare_inputs
     from vlakit.training.stage_data import with_weights
 
     recipe = load_recipe(recipe_name, [f"data.cache_dir={cache_dir}"] if cache_dir else [])
-    norm_stats, _ = prepare_inputs(recipe, out_dir=root / "run", console=Console(), progress=True, write=False)
+    prepare_sources(recipe.data, cache_dir=None, progress=True)
+    norm_stats = compute_norm_stats(recipe.data, model_spec=recipe.model)
     mixtures = {"recipe mixture": {}}
     mixtures.update({f"stage {s.name}": s.mixture for s in recipe.train.stages if s.mixture})
     for label, weights in mixtures.items():

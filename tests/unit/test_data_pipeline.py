@@ -3,6 +3,7 @@ exact loader resume, action chunks for tokenizers, the inference transform, and 
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from pathlib import Path
@@ -179,21 +180,55 @@ def test_loader_resume_yields_the_same_next_batch(cache, stats, prefetch):
                                                                  seed=5)).observation.prompt
 
 
-def test_prefetching_delivers_the_same_batches(cache, stats):
+def test_prefetching_in_a_background_process_delivers_the_same_batches(cache, stats):
+    from vlakit.data.background import BackgroundLoader
+
     plain = build_train_loader(_spec(cache), model_spec=MODEL, norm_stats=stats, seed=3)
-    ahead = build_train_loader(_spec(cache).model_copy(update={"prefetch": 3}), model_spec=MODEL,
+    ahead = build_train_loader(_spec(cache).model_copy(update={"prefetch": 2}), model_spec=MODEL,
                                norm_stats=stats, seed=3)
-    for _ in range(6):
+    assert isinstance(ahead, BackgroundLoader)
+    assert _same(ahead.state_dict(), plain.state_dict())  # the start position, told by the child
+    for _ in range(4):
         want, got = next(plain), next(ahead)
         assert got.source == want.source and got.observation.prompt == want.observation.prompt
         assert torch.equal(got.observation.images["overhead"], want.observation.images["overhead"])
-    # the position is that of the batches delivered, not of those made ahead
-    resumed = build_train_loader(_spec(cache), model_spec=MODEL, norm_stats=stats, seed=3)
-    resumed.load_state_dict(plain.state_dict())
-    after = build_train_loader(_spec(cache).model_copy(update={"prefetch": 3}), model_spec=MODEL,
-                               norm_stats=stats, seed=3)
-    after.load_state_dict(ahead.state_dict())
-    assert next(after).observation.prompt == next(resumed).observation.prompt == next(plain).observation.prompt
+        assert torch.equal(got.actions, want.actions)
+        # the position is that of the batches delivered, not of those made ahead
+        assert _same(ahead.state_dict(), plain.state_dict())
+    assert ahead.clipped_fractions() == plain.clipped_fractions()
+    ahead.load_state_dict(plain.state_dict())  # a new child starts there
+    assert next(ahead).observation.prompt == next(plain).observation.prompt
+    ahead.close()
+    assert next(ahead).observation.prompt == next(plain).observation.prompt  # restarted where it stood
+    ahead.close()
+
+
+def test_background_process_errors_reach_the_trainer(cache, stats, tmp_path):
+    """A data error in the child is raised in the parent, with its type and message."""
+    from vlakit.data.background import BackgroundLoader
+    from vlakit.errors import VlakitError
+
+    loader = BackgroundLoader(functools.partial(_failing_loader, str(tmp_path / "missing")), prefetch=1)
+    with pytest.raises(DatasetError, match="no dataset at .*missing"):
+        next(loader)
+    assert issubclass(DatasetError, VlakitError)
+
+
+def _same(a, b) -> bool:
+    """Nested loader states equal (tensors compared by value)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return a == b
+
+
+def _failing_loader(path: str):
+    raise DatasetError(f"no dataset at {path}")
 
 
 def test_subtask_and_verbal_sources(cache, stats):

@@ -85,10 +85,8 @@ class TrainLoader:
 
 def build_mixture(*, loaders: dict[str, Callable[[int], dict[str, Any]]], sizes: dict[str, int],
                   weights: dict[str, float], batch_size: int, collate: Callable[[list], Any], seed: int,
-                  rank: int, world_size: int, num_workers: int, prefetch: int = 0) -> tn.BaseNode:
-    """The node graph: per-source ``indices -> loaders[name]`` mixed by ``weights``, batched, collated,
-    and with ``prefetch`` > 0 made that many batches ahead in a background thread (its state still
-    names the position after the last batch delivered)."""
+                  rank: int, world_size: int, num_workers: int) -> tn.BaseNode:
+    """The node graph: per-source ``indices -> loaders[name]`` mixed by ``weights``, batched, collated."""
     names = sorted(loaders)
     per_source: dict[str, tn.BaseNode] = {}
     for k, name in enumerate(names):
@@ -100,5 +98,4 @@ def build_mixture(*, loaders: dict[str, Callable[[int], dict[str, Any]]], sizes:
             per_source[name] = tn.Mapper(idx, loaders[name])
     mixed = tn.MultiNodeWeightedSampler(per_source, {n: weights[n] for n in names}, stop_criteria="CYCLE_FOREVER",
                                         rank=rank, world_size=world_size, seed=seed)
-    batches = tn.Mapper(tn.Batcher(mixed, batch_size=batch_size, drop_last=True), collate)
-    return tn.Prefetcher(batches, prefetch_factor=prefetch) if prefetch > 0 else batches
+    return tn.Mapper(tn.Batcher(mixed, batch_size=batch_size, drop_last=True), collate)

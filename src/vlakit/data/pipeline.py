@@ -100,10 +100,21 @@ def build_train_loader(data_spec: Any, *, model_spec: Any, norm_stats: NormStats
 
     Every source is opened and one sample of each is transformed here, so bad data (missing files,
     camera mismatch, dims beyond ``max_action_dim``, stats that do not fit) fails before training.
-    ``rank``/``world_size`` give each data-parallel rank its own stream.
+    ``rank``/``world_size`` give each data-parallel rank its own stream. With ``data.prefetch`` the
+    same stream is made ahead in a background process (:mod:`vlakit.data.background`); its data
+    errors are raised at the first batch.
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"bad rank/world_size {rank}/{world_size}")
+    if data_spec.prefetch > 0:
+        import functools
+
+        from vlakit.data.background import BackgroundLoader
+
+        factory = functools.partial(build_train_loader, data_spec.model_copy(update={"prefetch": 0}),
+                                    model_spec=model_spec, norm_stats=norm_stats, seed=seed, rank=rank,
+                                    world_size=world_size, cache_dir=cache_dir)
+        return BackgroundLoader(factory, prefetch=data_spec.prefetch)  # type: ignore[return-value]
     sources = _loaded(data_spec, horizon=model_spec.horizon, cache_dir=cache_dir)
     _check_stats(sources, norm_stats, mode=data_spec.normalization)
     weights = {n: float(c.weight) for n, c in data_spec.sources.items() if float(c.weight) > 0}
@@ -123,7 +134,7 @@ def build_train_loader(data_spec: Any, *, model_spec: Any, norm_stats: NormStats
         sizes[name] = len(source)
     root = build_mixture(loaders=loaders, sizes=sizes, weights=weights, batch_size=data_spec.batch_size,
                          collate=collate, seed=int(seed), rank=rank, world_size=world_size,
-                         num_workers=data_spec.num_workers, prefetch=data_spec.prefetch)
+                         num_workers=data_spec.num_workers)
     return TrainLoader(root, sources=sources, weights=weights, clip_counter=clip_counter)
 
 

@@ -17,8 +17,8 @@ class DataSpec(FrozenModel):
     sources: dict[str, Component("data_sources")] = Field(min_length=1)  # type: ignore[valid-type]
     batch_size: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0, description="loader threads per source (0 = load in the main thread)")
-    prefetch: int = Field(0, ge=0, description="batches made ahead in a background thread while the model trains "
-                                               "(0 = each batch is made when it is needed)")
+    prefetch: int = Field(0, ge=0, description="batches made ahead in a background process while the model "
+                                               "trains (0 = each batch is made in the training process)")
     normalization: Literal["quantile", "mean_std"] = "quantile"
     #: square size every camera image is resized (with padding) to; None = keep the sources' size
     #: (then every source must deliver the same size)
