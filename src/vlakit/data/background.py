@@ -89,8 +89,9 @@ class BackgroundLoader:
                     code = self._proc.exitcode
                     self.close()
                     raise DatasetError(f"the background batch process died (exit code {code}) without an error "
-                                       "message; killed, or out of memory? Set data.prefetch: 0 to make batches "
-                                       "in the training process") from None
+                                       "message: killed, out of memory, or it could not start (it is spawned, so a "
+                                       "script that trains needs `if __name__ == \"__main__\":`). Set "
+                                       "data.prefetch: 0 to make batches in the training process") from None
                 continue
             if kind == "error":
                 self.close()
