@@ -79,9 +79,12 @@ def test_stages_train_on_their_mixture_and_a_killed_run_resumes_exactly(tmp_path
     assert seen.by_stage["s0"] == seen.by_stage["s2"] == {"robot"}
     assert {"vqa", "subtasks"} & seen.by_stage["s1"]
 
+    # the killed run makes its batches in a background process (data.prefetch): the same stream, and
+    # positions exact enough to resume to the same weights
+    ahead = recipe.model_copy(update={"data": recipe.data.model_copy(update={"prefetch": 2})})
     with pytest.raises(RuntimeError, match="simulated kill"):
-        train_recipe(recipe, out_dir=tmp_path / "b", console=QUIET, progress=False, extra_callbacks=[_Kill()])
-    resumed = train_recipe(recipe, out_dir=tmp_path / "b", resume=True, console=QUIET, progress=False)
+        train_recipe(ahead, out_dir=tmp_path / "b", console=QUIET, progress=False, extra_callbacks=[_Kill()])
+    resumed = train_recipe(ahead, out_dir=tmp_path / "b", resume=True, console=QUIET, progress=False)
     a = load_file(str(full.policy_dir / "model.safetensors"))
     b = load_file(str(resumed.policy_dir / "model.safetensors"))
     for k in a:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
+import os
 import queue as queue_mod
 import traceback
 import weakref
@@ -28,6 +29,7 @@ def _child(factory: Callable[[], Any], state: dict[str, Any] | None, out: Any, s
     import torch
 
     torch.set_num_threads(1)  # the parent trains on the cores
+    code = 0
     try:
         loader = factory()
         if state is not None:
@@ -38,11 +40,16 @@ def _child(factory: Callable[[], Any], state: dict[str, Any] | None, out: Any, s
             out.put(("batch", (batch, loader.state_dict()), loader.clipped_fractions()))
         out.cancel_join_thread()  # stopped: exit without waiting to hand over batches nobody will read
     except BaseException as err:
+        code = 1
         text = "".join(traceback.format_exception(err))
         try:
             out.put(("error", err, text))
         except Exception:  # an exception that does not pickle: its text still tells what happened
             out.put(("error", None, text))
+        out.close()
+        out.join_thread()  # the error reaches the parent before this process ends
+    # no interpreter teardown: native libraries' threads complained ("terminate called ...") at exit
+    os._exit(code)
 
 
 class BackgroundLoader:
