@@ -81,8 +81,10 @@ def test_pretraining_lowers_the_losses_trains_only_the_features_and_reports_held
     held = report["held_out"]
     assert {"colour_acc_objects", "colour_acc_all", "shape_acc_all", "zone_acc_all", "offset_rmse"} <= set(held)
     assert all(0.0 <= held[k] <= 1.0 for k in held if "acc" in k)
-    # left in training mode for the stages (Lightning keeps a module's mode; it warned of 16 in eval mode)
+    # left in the mode it came in (training, for the stages; Lightning warned of 16 modules in eval mode)
     assert all(m.training for m in enc.modules())
+    pretrain_vision(enc.eval(), _spec(lr=3e-3), progress=False)
+    assert not any(m.training for m in enc.modules())
 
 
 def test_encoders_without_a_token_grid_and_diverging_runs_are_refused():

@@ -134,6 +134,7 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
     autocast = autocast if autocast is not None else nullcontext()
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    TextColumn("{task.fields[loss]}"), disable=not progress, console=console)
+    was_training = encoder.training
     encoder.train()
     running: dict[str, float] = {}
     initial: dict[str, float] = {}
@@ -173,5 +174,5 @@ def pretrain_vision(encoder: nn.Module, spec: Any, *, device: str = "cpu",
     if held_out is not None:
         report["held_out"] = _evaluate(encoder, heads, targets, held_out, autocast=autocast, device=device)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
-    encoder.train()  # the stages train it on (a module left in eval mode would stay so there)
+    encoder.train(was_training)  # the caller's mode (Lightning keeps a module's mode through the stages)
     return report
