@@ -15,13 +15,9 @@ from __future__ import annotations
 import argparse
 import filecmp
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# run as a script, this folder is sys.path[0], where the sibling tokenizers.py would shadow the package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def generation(episodes: int, workers: int, root: Path) -> None:

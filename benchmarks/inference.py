@@ -13,14 +13,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-# Run as a script, this folder is sys.path[0]; a sibling benchmark named like a package
-# (benchmarks/tokenizers.py) would shadow the real `tokenizers` library.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import torch
 

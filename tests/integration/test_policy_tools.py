@@ -114,7 +114,7 @@ def test_ablate_trains_and_compares_variants(tmp_path: Path) -> None:
 
 
 def _benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` by path (the folder's tokenizers.py would shadow the package)."""
+    """Import ``benchmarks/<name>.py`` by path (the folder is not a package)."""
     spec = importlib.util.spec_from_file_location(f"vlakit_benchmark_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

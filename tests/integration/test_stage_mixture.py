@@ -3,6 +3,7 @@ run whose stages reweight the sources -- what each stage trains on, and an exact
 
 from __future__ import annotations
 
+import multiprocessing
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
@@ -64,6 +65,20 @@ class _Sources(pl.Callback):
         self.by_stage.setdefault(module.stage.name, set()).update(batch[0].source)
 
 
+class _BatchProcesses(pl.Callback):
+    """The most background batch processes alive at once during training."""
+
+    def __init__(self):
+        self.most = 0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.most = max(self.most, len(_batch_processes()))
+
+
+def _batch_processes():
+    return [p for p in multiprocessing.active_children() if p.name == "vlakit-batches"]
+
+
 class _Kill(pl.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if module.stage.name == "s2" and trainer.global_step == 1:
@@ -82,9 +97,14 @@ def test_stages_train_on_their_mixture_and_a_killed_run_resumes_exactly(tmp_path
     # the killed run makes its batches in a background process (data.prefetch): the same stream, and
     # positions exact enough to resume to the same weights
     ahead = recipe.model_copy(update={"data": recipe.data.model_copy(update={"prefetch": 2})})
+    alive = _BatchProcesses()
     with pytest.raises(RuntimeError, match="simulated kill"):
-        train_recipe(ahead, out_dir=tmp_path / "b", console=QUIET, progress=False, extra_callbacks=[_Kill()])
-    resumed = train_recipe(ahead, out_dir=tmp_path / "b", resume=True, console=QUIET, progress=False)
+        train_recipe(ahead, out_dir=tmp_path / "b", console=QUIET, progress=False, extra_callbacks=[_Kill(), alive])
+    assert not _batch_processes()  # a crashed run stops its batch processes
+    resumed = train_recipe(ahead, out_dir=tmp_path / "b", resume=True, console=QUIET, progress=False,
+                           extra_callbacks=[alive])
+    # each stage's mixture has its own feed; the previous stage's batch process stops when it is replaced
+    assert alive.most == 1 and not _batch_processes()
     a = load_file(str(full.policy_dir / "model.safetensors"))
     b = load_file(str(resumed.policy_dir / "model.safetensors"))
     for k in a:

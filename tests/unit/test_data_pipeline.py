@@ -203,6 +203,23 @@ def test_prefetching_in_a_background_process_delivers_the_same_batches(cache, st
     ahead.close()
 
 
+def test_background_process_leaves_no_temp_folder(cache, stats, tmp_path, monkeypatch):
+    """The child hands tensors over through a listener in its own temp folder; ending it (stopped or
+    failed) removes that folder rather than leaving one /tmp/pymp-* per training stage behind."""
+    from vlakit.data.background import BackgroundLoader
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the spawned children's temp root
+    ahead = build_train_loader(_spec(cache).model_copy(update={"prefetch": 1}), model_spec=MODEL,
+                               norm_stats=stats, seed=3)
+    next(ahead)
+    assert list(tmp_path.glob("pymp-*"))  # the listener's folder exists while the child runs
+    ahead.close()
+    failing = BackgroundLoader(functools.partial(_failing_loader, str(tmp_path / "missing")), prefetch=1)
+    with pytest.raises(DatasetError):
+        next(failing)
+    assert not list(tmp_path.glob("pymp-*"))
+
+
 def test_background_process_errors_reach_the_trainer(tmp_path):
     """A data error in the child is raised in the parent, with its type and message."""
     from vlakit.data.background import BackgroundLoader

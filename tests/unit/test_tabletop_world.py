@@ -89,6 +89,37 @@ def test_subtask_labels_follow_the_task():
     assert info["success"] and picked == names  # one pick subtask per object
 
 
+def test_push_phases_follow_the_jaws_and_the_expert_lines_up_again_when_off_the_line():
+    """A push is "move behind" while the jaws are open and "push" once they are closed on nothing,
+    as the robot state shows; a gripper that closed off the push line opens and lines up again."""
+    from vlakit.envs.tabletop.tasks import PUSH_ACROSS
+    from vlakit.envs.tabletop.world import CONTACT
+
+    env = TabletopEnv(TabletopConfig(families=("push",)))
+    frames, info = _rollout(env, 4, noise=0.1)
+    assert info["success"]
+    for f in frames[:-1]:
+        closed, holding = f.state[2] <= 0.5, f.state[3] > 0.5
+        assert f.info["subtask"].startswith("push the " if closed and not holding else "move behind the ")
+    assert {f.info["subtask"].split(" the ")[0] for f in frames} == {"move behind", "push"}
+
+    env.reset(seed=4)
+    world, task = env.world, env.task
+    d = task.push_direction(world)
+    side = np.array([-d[1], d[0]])
+    obj = world.positions[task.target]
+    # closed behind the object, but twice the tolerance off the line: a push would miss it
+    world.body._pos = obj - d * (CONTACT + 0.05) + side * 2 * PUSH_ACROSS
+    world.aperture = 0.0
+    assert env.subtask().startswith("push the ")
+    assert env.expert_action()[-1] < 0  # the expert opens the jaws ...
+    for _ in range(env.max_episode_steps):
+        _obs, _r, term, trunc, info = env.step(env.expert_action())
+        if term or trunc:
+            break
+    assert info["success"]  # ... and lines up again
+
+
 def test_unseen_split_shares_no_style_or_combo_with_train():
     train, unseen = set(combos("train")), set(combos("unseen"))
     assert train and unseen and not train & unseen

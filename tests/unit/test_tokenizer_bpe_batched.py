@@ -2,7 +2,7 @@
 
 The reference everywhere is ``_bpe.encode_symbols`` -- ``tokenizers``' ``encode_batch_fast`` on the
 ``chr(symbol)`` strings -- and, for FAST+ style files, ``Tokenizer.encode`` one string at a time.
-No timing here: throughput is ``benchmarks/tokenizers.py``'s job.
+No timing here: throughput is ``benchmarks/action_tokenizers.py``'s job.
 """
 
 from __future__ import annotations

@@ -48,7 +48,10 @@ def _child(factory: Callable[[], Any], state: dict[str, Any] | None, out: Any, s
             out.put(("error", None, text))
         out.close()
         out.join_thread()  # the error reaches the parent before this process ends
-    # no interpreter teardown: native libraries' threads complained ("terminate called ...") at exit
+    # no interpreter teardown: native libraries' threads complained ("terminate called ...") at exit. What
+    # multiprocessing does at a child's exit still runs: it removes the child's temp folder (/tmp/pymp-*,
+    # where the listener that hands tensors' file descriptors to the parent lives), which leaked before
+    multiprocessing.util._exit_function()
     os._exit(code)
 
 

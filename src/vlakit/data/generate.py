@@ -64,7 +64,7 @@ _EPISODES_PER_WORKER = 32
 
 def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
                     seed: int, noise: float, image_size: int) -> dict[str, Any]:
-    return {"generator": "tabletop/3", "episodes": int(episodes), "split": split, "embodiment": embodiment,
+    return {"generator": "tabletop/4", "episodes": int(episodes), "split": split, "embodiment": embodiment,
             "families": list(families), "seed": int(seed), "noise": float(noise), "image_size": int(image_size)}
 
 

@@ -34,6 +34,7 @@ class DataFeed:
 
     def loader(self, *, rank: int = 0, world_size: int = 1) -> ResumableLoader:
         if self._loader is None or self._key != (rank, world_size):
+            self.close()
             self._loader = self._make_loader(rank=rank, world_size=world_size)
             self._key = (rank, world_size)
         return self._loader
@@ -51,6 +52,13 @@ class DataFeed:
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         self._consumed = state
+
+    def close(self) -> None:
+        """Stop the loader's background process, if it has one (``data.prefetch``); iterating the feed
+        again starts a new one at the consumed position."""
+        close = getattr(self._loader, "close", None)
+        if close is not None:
+            close()
 
 
 class _FeedIterable:

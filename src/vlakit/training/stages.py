@@ -102,58 +102,67 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
     carry: Path | None = None  # final checkpoint of a finished stage whose successor starts fresh
     is_zero = True
     previous_feed = feed
-    for index, stage in enumerate(train.stages):
-        folder = stage_dir(out_dir, index, stage)
-        last = folder / "last.ckpt"
-        stage_feed = stage_data.feed(index) if stage_data is not None else feed
-        if resume and (folder / "done.json").is_file():
-            carry, run_state.step_offset = last, run_state.step_offset + stage.steps
-            run_state.last_checkpoint = str(last)
+    used: list[Any] = []  # the feeds trained on; their background batch processes stop at the end
+    try:
+        for index, stage in enumerate(train.stages):
+            folder = stage_dir(out_dir, index, stage)
+            last = folder / "last.ckpt"
+            stage_feed = stage_data.feed(index) if stage_data is not None else feed
+            if stage_feed is not previous_feed:
+                previous_feed.close()  # a replaced feed's batch process would hold its datasets until collected
+            used.append(stage_feed)
+            if resume and (folder / "done.json").is_file():
+                carry, run_state.step_offset = last, run_state.step_offset + stage.steps
+                run_state.last_checkpoint = str(last)
+                previous_feed = stage_feed
+                continue
+            module = StageModule(policy=policy, stage=stage, optimizer=stage.optimizer or train.optimizer,
+                                 schedule=stage.schedule or train.schedule, feed=stage_feed, ema=ema,
+                                 run_state=run_state, camera_dropout=train.camera_dropout)
+            ckpt_path = None
+            start = 0
+            if resume and last.is_file():
+                ckpt_path = str(last)
+                run_state.last_checkpoint = ckpt_path
+                start = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+                _truncate_metrics(metrics_path, after=run_state.step_offset + start)
+            elif carry is not None:
+                # a stage whose mixture changed (new corrections) starts its feed from the beginning
+                _load_stage_end(module, carry, data=stage_feed is previous_feed)
+            carry = None
             previous_feed = stage_feed
-            continue
-        module = StageModule(policy=policy, stage=stage, optimizer=stage.optimizer or train.optimizer,
-                             schedule=stage.schedule or train.schedule, feed=stage_feed, ema=ema,
-                             run_state=run_state, camera_dropout=train.camera_dropout)
-        ckpt_path = None
-        start = 0
-        if resume and last.is_file():
-            ckpt_path = str(last)
-            run_state.last_checkpoint = ckpt_path
-            start = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
-            _truncate_metrics(metrics_path, after=run_state.step_offset + start)
-        elif carry is not None:
-            # a stage whose mixture changed (new corrections) starts its feed from the beginning
-            _load_stage_end(module, carry, data=stage_feed is previous_feed)
-        carry = None
-        previous_feed = stage_feed
-        if stage_data is not None:
-            stage_data.prepare(index, policy=policy, ema=ema, step=run_state.step_offset,
-                               started=ckpt_path is not None)
-        if resume and ckpt_path is None and index == 0:
-            _truncate_metrics(metrics_path, after=0)
-        optimizer = stage.optimizer or train.optimizer
-        callbacks = [PeriodicCheckpoint(folder=folder, every=train.checkpoint_every, run_state=run_state),
-                     MetricsLogger(path=metrics_path, every=train.log_every, run_state=run_state, progress=reporter),
-                     *(extra_callbacks or [])]
-        trainer = pl.Trainer(
-            max_steps=stage.steps, max_epochs=-1, accelerator=backend.lightning_accelerator, devices=train.devices,
-            num_nodes=train.num_nodes, strategy=make_strategy(train, backend), precision=backend.precision,
-            gradient_clip_val=optimizer.grad_clip, gradient_clip_algorithm="norm", logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False, callbacks=callbacks,
-            plugins=[AtomicCheckpointIO()], default_root_dir=str(out_dir))
-        is_zero = trainer.is_global_zero
-        reporter.enabled = progress and is_zero
-        reporter.start_stage(stage.name, total=stage.steps, start=start)
-        try:
-            trainer.fit(module, ckpt_path=ckpt_path)
-        finally:
-            reporter.end_stage()
-        trainer.save_checkpoint(last)
-        run_state.last_checkpoint = str(last)
-        if trainer.is_global_zero:
-            atomic_write_text(folder / "done.json", json.dumps({"stage": stage.name, "steps": stage.steps}) + "\n")
-        run_state.step_offset += stage.steps
+            if stage_data is not None:
+                stage_data.prepare(index, policy=policy, ema=ema, step=run_state.step_offset,
+                                   started=ckpt_path is not None)
+            if resume and ckpt_path is None and index == 0:
+                _truncate_metrics(metrics_path, after=0)
+            optimizer = stage.optimizer or train.optimizer
+            callbacks = [PeriodicCheckpoint(folder=folder, every=train.checkpoint_every, run_state=run_state),
+                         MetricsLogger(path=metrics_path, every=train.log_every, run_state=run_state,
+                                       progress=reporter),
+                         *(extra_callbacks or [])]
+            trainer = pl.Trainer(
+                max_steps=stage.steps, max_epochs=-1, accelerator=backend.lightning_accelerator, devices=train.devices,
+                num_nodes=train.num_nodes, strategy=make_strategy(train, backend), precision=backend.precision,
+                gradient_clip_val=optimizer.grad_clip, gradient_clip_algorithm="norm", logger=False,
+                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False, callbacks=callbacks,
+                plugins=[AtomicCheckpointIO()], default_root_dir=str(out_dir))
+            is_zero = trainer.is_global_zero
+            reporter.enabled = progress and is_zero
+            reporter.start_stage(stage.name, total=stage.steps, start=start)
+            try:
+                trainer.fit(module, ckpt_path=ckpt_path)
+            finally:
+                reporter.end_stage()
+            trainer.save_checkpoint(last)
+            run_state.last_checkpoint = str(last)
+            if trainer.is_global_zero:
+                atomic_write_text(folder / "done.json", json.dumps({"stage": stage.name, "steps": stage.steps}) + "\n")
+            run_state.step_offset += stage.steps
+    finally:
+        for used_feed in {id(f): f for f in used}.values():
+            used_feed.close()
     if carry is not None:  # every stage was already done: bring back the final weights
         final = StageModule(policy=policy, stage=train.stages[-1], optimizer=train.optimizer,
                             schedule=train.schedule, feed=feed, ema=ema, run_state=run_state)

@@ -1,6 +1,6 @@
 """Action tokenizer throughput: FAST (batched) vs binning vs FAST chunk by chunk.
 
-    taskset -c 1 env RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/tokenizers.py [--chunks 10000]
+    taskset -c 1 env RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/action_tokenizers.py [--chunks 10000]
 
 Prints encode/decode throughput in chunks/s for batches of ``--chunks`` smooth 50x7 chunks:
 
@@ -28,14 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-# `python benchmarks/tokenizers.py` puts this folder first on sys.path, where this file would
-# shadow the `tokenizers` library it measures; drop the folder before anything imports it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np
 
