@@ -48,6 +48,32 @@ def test_generated_dataset_round_trips(generated: Path):
     assert ds.episodes[0]["tasks"] == [obs.prompt]
 
 
+def test_grip_flips_record_recoveries_from_jaws_closed_on_nothing():
+    """With ``grip_flips`` the executed jaws sometimes close off target; the recorded (clean) action
+    there opens them again. Without flips the pick-and-place expert never closes on nothing."""
+    from vlakit.data.generate import _run_episode, generation_args
+
+    env = TabletopEnv(TabletopConfig(families=("pick_place",)))
+
+    def closed_on_nothing(flips: float) -> list[float]:
+        grips = []
+        for seed in range(12):
+            ep = _run_episode(env, seed=seed, noise=0.1, attempt=0, grip_flips=flips)
+            if ep is not None:  # a failed attempt would be retried
+                state, action = ep["state"], ep["action"]
+                grips += action[(state[:, 2] <= 0.5) & (state[:, 3] < 0.5), -1].tolist()
+        return grips
+
+    assert closed_on_nothing(0.0) == []
+    flipped = closed_on_nothing(0.2)
+    assert flipped and all(g < 0 for g in flipped)  # the expert opens the jaws
+    # flips name a different dataset; no flips keep the name datasets had before the option
+    plain = generation_args(episodes=3, split="train", embodiment="gripper", families=["reach"], seed=0,
+                            noise=0.1, image_size=64)
+    assert "grip_flips" not in plain
+    assert generation_args(**{**{k: v for k, v in plain.items() if k != "generator"}, "grip_flips": 0.1}) != plain
+
+
 def test_action_chunk_clamps_and_pads_at_episode_end(generated: Path):
     ds = LeRobotDataset(generated)
     first, last = ds.episode_bounds(0)

@@ -28,6 +28,9 @@ def generate(
                                  "reach, push, pick_place, tidy."),
     seed: int = typer.Option(0, help="Dataset seed (episode i uses env seed 1e6*(seed+1)+i)."),
     noise: float = typer.Option(0.1, min=0.0, help="Std of Gaussian noise on executed expert actions."),
+    grip_flips: float = typer.Option(0.0, "--grip-flips", min=0.0, max=0.5,
+                                     help="Rate per step at which the executed grip command is inverted (the expert's "
+                                          "labels then show the recovery)."),
     image_size: int = typer.Option(64, min=16, help="Square image size of both cameras."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing different dataset at --out."),
     workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: one per usable CPU "
@@ -53,7 +56,7 @@ def generate(
         raise DatasetError("--families is empty")
     path = generate_tabletop_dataset(out, episodes=episodes, split=split, embodiment=embodiment, families=fams,
                                      seed=seed, noise=noise, image_size=image_size, progress=True,
-                                     overwrite=overwrite, workers=workers)
+                                     overwrite=overwrite, workers=workers, grip_flips=grip_flips)
     console.print(f"[green]dataset ready:[/] {path}")
 
 

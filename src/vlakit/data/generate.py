@@ -10,7 +10,10 @@ Episode ``i`` uses env seed ``1_000_000 * (seed + 1) + i`` (disjoint from evalua
 family ``families[i % len(families)]``. Failed demonstrations (possible with action noise) are
 retried with fresh noise, then without noise; only successful episodes are stored. Recorded actions
 are the expert's *clean* actions; the executed ones carry the noise (DART-style), so the data
-shows recoveries from perturbed states with corrective labels.
+shows recoveries from perturbed states with corrective labels. ``grip_flips`` adds the mistakes a
+learned policy makes with its jaws: at that rate per step the executed grip command is inverted
+(jaws closed early, off target; an object dropped on the way), and the expert's labels show how to
+recover.
 
 Episodes are independent (own seed, own env reset), so large datasets are generated and their
 frames PNG-encoded by a pool of worker processes (``workers``, by default one per usable core);
@@ -63,9 +66,12 @@ _EPISODES_PER_WORKER = 32
 
 
 def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
-                    seed: int, noise: float, image_size: int) -> dict[str, Any]:
-    return {"generator": "tabletop/4", "episodes": int(episodes), "split": split, "embodiment": embodiment,
+                    seed: int, noise: float, image_size: int, grip_flips: float = 0.0) -> dict[str, Any]:
+    args = {"generator": "tabletop/4", "episodes": int(episodes), "split": split, "embodiment": embodiment,
             "families": list(families), "seed": int(seed), "noise": float(noise), "image_size": int(image_size)}
+    if grip_flips:  # only when used, so datasets without flips keep their names
+        args["grip_flips"] = float(grip_flips)
+    return args
 
 
 def args_digest(args: dict[str, Any]) -> str:
@@ -88,18 +94,21 @@ def is_complete(out: Path, args: dict[str, Any] | None = None) -> bool:
         return False
 
 
-def _run_episode(env: Any, *, seed: int, noise: float, attempt: int) -> dict[str, Any] | None:
+def _run_episode(env: Any, *, seed: int, noise: float, attempt: int, grip_flips: float = 0.0) -> dict[str, Any] | None:
     rng = np.random.default_rng([seed, attempt])
     obs = env.reset(seed=seed)
-    ep = record_expert(env, obs, rng=rng, noise=noise if attempt < _RETRIES else 0.0)
+    clean = attempt >= _RETRIES
+    ep = record_expert(env, obs, rng=rng, noise=0.0 if clean else noise, grip_flips=0.0 if clean else grip_flips)
     return None if ep is None else {**ep, "seed": seed}
 
 
-def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float) -> dict[str, Any] | None:
+def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float,
+                  grip_flips: float = 0.0) -> dict[str, Any] | None:
     """Let the env's scripted expert act from its current state (``obs``) until the episode ends.
 
     Records the expert's clean actions and executes them with Gaussian ``noise`` on every motion
-    dimension (DART-style). Returns the episode (images per camera, state, action, subtask,
+    dimension (DART-style), and with the grip command inverted at a rate of ``grip_flips`` per step
+    (the last action entry; > 0 closes, <= 0 opens). Returns the episode (images per camera, state, action, subtask,
     subtask point, task, family, style), or None when the task was not achieved.
     """
     frames: dict[str, list] = {"overhead": [], "wrist": [], "state": [], "action": [], "subtask": [],
@@ -115,6 +124,8 @@ def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float)
         frames["subtask_point"].append(obs.info["subtask_point"])
         executed = clean.copy()
         executed[:-1] += rng.normal(0.0, noise, size=len(clean) - 1)
+        if grip_flips and rng.random() < grip_flips:
+            executed[-1] = -1.0 if executed[-1] > 0 else 1.0
         obs, _r, terminated, truncated, info = env.step(executed)
         if terminated or truncated:
             break
@@ -146,7 +157,7 @@ def _load_episode(path: Path) -> dict[str, Any]:
 def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "train", embodiment: str = "gripper",
                               families: tuple[str, ...] | list[str] = ("reach", "push", "pick_place"),
                               seed: int = 0, noise: float = 0.1, image_size: int = 64, progress: bool = True,
-                              overwrite: bool = False, workers: int | None = None) -> Path:
+                              overwrite: bool = False, workers: int | None = None, grip_flips: float = 0.0) -> Path:
     """Write a LeRobot v3 dataset of ``episodes`` expert demonstrations to ``out``; return ``out``.
 
     A no-op when ``out`` already holds a dataset generated with the same arguments. Raises
@@ -159,7 +170,7 @@ def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "t
         raise DatasetError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     args = generation_args(episodes=episodes, split=split, embodiment=embodiment, families=families, seed=seed,
-                           noise=noise, image_size=image_size)
+                           noise=noise, image_size=image_size, grip_flips=grip_flips)
     if is_complete(out, args):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -200,15 +211,15 @@ def _init_worker(args: dict[str, Any]) -> None:
     _WORKER_ENV = _tabletop_env(args)
 
 
-def _episode_job(job: tuple[Path, int, float]) -> None:
-    path, seed, noise = job
-    _write_episode(_WORKER_ENV, path, seed=seed, noise=noise)
+def _episode_job(job: tuple[Path, int, float, float]) -> None:
+    path, seed, noise, grip_flips = job
+    _write_episode(_WORKER_ENV, path, seed=seed, noise=noise, grip_flips=grip_flips)
 
 
-def _write_episode(env: Any, path: Path, *, seed: int, noise: float) -> None:
+def _write_episode(env: Any, path: Path, *, seed: int, noise: float, grip_flips: float = 0.0) -> None:
     """Record the expert's episode ``seed`` into the shard ``path`` (retrying with fresh noise, then none)."""
     for attempt in range(_RETRIES + 1):
-        ep = _run_episode(env, seed=seed, noise=noise, attempt=attempt)
+        ep = _run_episode(env, seed=seed, noise=noise, attempt=attempt, grip_flips=grip_flips)
         if ep is not None:
             save_episode(path, ep)
             return
@@ -229,15 +240,16 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
     atomic_write_text(args_file, json.dumps(args))
     base = 1_000_000 * (seed + 1)
     shards = [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)]
-    jobs = [(path, base + i, noise) for i, path in enumerate(shards) if not path.is_file()]
+    flips = args.get("grip_flips", 0.0)
+    jobs = [(path, base + i, noise, flips) for i, path in enumerate(shards) if not path.is_file()]
     size = _pool_size(workers, len(jobs))
     with progress_bar(progress) as bar, _pool(size, args) as pool:
         task = bar.add_task(f"tabletop {args['embodiment']}/{args['split']}"
                             + (f" ({size} processes)" if pool is not None else ""), total=episodes)
         bar.advance(task, episodes - len(jobs))
         if pool is None:
-            for path, ep_seed, ep_noise in jobs:
-                _write_episode(env, path, seed=ep_seed, noise=ep_noise)
+            for path, ep_seed, ep_noise, ep_flips in jobs:
+                _write_episode(env, path, seed=ep_seed, noise=ep_noise, grip_flips=ep_flips)
                 bar.advance(task)
         else:
             for _ in pool.map(_episode_job, jobs, chunksize=4):

@@ -43,6 +43,9 @@ class TabletopDataConfig(DataSourceConfig):
     families: tuple[FamilyName, ...] = Field(("reach", "push", "pick_place"), min_length=1)
     seed: int = 0
     noise: float = Field(0.1, ge=0, le=1, description="std of Gaussian noise on executed expert actions")
+    grip_flips: float = Field(0.0, ge=0, le=0.5,
+                              description="rate per step at which the executed grip command is inverted (jaws closed "
+                                          "early or opened on the way); the recorded expert labels show the recovery")
     image_size: int = Field(64, ge=16, le=512)
     #: read this existing dataset folder instead of generating one in the cache
     path: str | None = None
@@ -54,7 +57,8 @@ class TabletopDataConfig(DataSourceConfig):
 
     def generation_args(self) -> dict[str, Any]:
         return generation_args(episodes=self.episodes, split=self.split, embodiment=self.embodiment,
-                               families=self.families, seed=self.seed, noise=self.noise, image_size=self.image_size)
+                               families=self.families, seed=self.seed, noise=self.noise, image_size=self.image_size,
+                               grip_flips=self.grip_flips)
 
     def dataset_dir(self, cache_dir: Path | None) -> Path:
         if self.path is not None:
@@ -100,6 +104,7 @@ class _TabletopSource(LeRobotBackedSource):
         c = self.config
         generate_tabletop_dataset(self.root, episodes=c.episodes, split=c.split, embodiment=c.embodiment,
                                   families=c.families, seed=c.seed, noise=c.noise, image_size=c.image_size,
+                                  grip_flips=c.grip_flips,
                                   progress=progress)
 
     def is_prepared(self) -> bool:
