@@ -161,7 +161,7 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
                 atomic_write_text(folder / "done.json", json.dumps({"stage": stage.name, "steps": stage.steps}) + "\n")
             run_state.step_offset += stage.steps
     finally:
-        for used_feed in {id(f): f for f in used}.values():
+        for used_feed in used:  # closing twice is a no-op
             used_feed.close()
     if carry is not None:  # every stage was already done: bring back the final weights
         final = StageModule(policy=policy, stage=train.stages[-1], optimizer=train.optimizer,
