@@ -16,7 +16,6 @@ step (tests and benchmarks).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
@@ -359,11 +358,10 @@ class VLAPolicy(nn.Module):
         rows, questions, slots = [], [], []
         for i, (text, task) in enumerate(zip(subtask, observation.prompt)):
             for slot in sorted(point_slots(text)):
-                spec = getattr(query.ask, slot)
-                found = None if spec is None else (re.search(spec.find, text) or re.search(spec.find, task))
-                if found is not None:
+                question = query.ask.question(slot, text, task)
+                if question is not None:
                     rows.append(i)
-                    questions.append(spec.question.format(found.group(1)))
+                    questions.append(question)
                     slots.append(slot)
         points = torch.full((observation.batch_size, POINT_DIM), float("nan"))
         if not rows:

@@ -186,19 +186,54 @@ def test_an_asking_query_learns_from_stateless_samples_only():
     assert policy.compute_loss(b, losses=["point"])["point"].item() == 0.0
 
 
+ZONE = r"{find: '\b(the \w+ zone)', question: 'where is {} at?'}"
+
+
 @pytest.mark.parametrize(("slot", "match"), [
     ("{find: '(unclosed', question: 'where is {} at?'}", "not a regular expression"),
-    (r"{find: '\w+ \w+', question: 'where is {} at?'}", "exactly one group"),
-    (r"{find: '(\w+) (\w+)', question: 'where is {} at?'}", "exactly one group"),
-    (r"{find: '(\w+)', question: 'where is it at?'}", "exactly one '{}'"),
+    (r"{find: '\w+ \w+', question: 'where is {} at?'}", "at least one group"),
+    (r"{find: '(\w+) (\w+)', question: 'where is {} at?'}", "exactly 2 '{}'"),
+    (r"{find: '(\w+)', question: 'where is it at?'}", "exactly 1 '{}'"),
+    (r"{find: '(\w+)', question: 'where is {} at?', when: '(behind'}", "not a regular expression"),
+    (r"[]", "lists no question"),
 ])
 def test_recipe_rejects_an_unusable_pointing_question(slot, match):
     with pytest.raises(RecipeError, match=match):
-        load_recipe("pi05_tabletop_tiny", [f"model.point_query={{bins: 10, ask: {{object: {slot}}}}}",
+        load_recipe("pi05_tabletop_tiny", [f"model.point_query={{bins: 10, ask: {{object: {slot}, zone: {ZONE}}}}}",
                                            "data.sources.robot.subtask_points=10"])
     with pytest.raises(RecipeError, match="object. and/or .zone"):
         load_recipe("pi05_tabletop_tiny", ["model.point_query={bins: 10, ask: {}}",
                                            "data.sources.robot.subtask_points=10"])
+
+
+BEHIND = (*QUERY[:2], "model.point_query={bins: 10, ask: {object: ["
+          r"{when: '\bbehind\b', find: '(?:push|slide) the (\w+ \w+) into (the \w+ zone)', "
+          r"question: 'where is behind the {} to push it into {}?'}, "
+          r"{find: '\b(?:to|behind|push) the (\w+ \w+)', question: 'where is the {} at?'}], "
+          r"zone: {find: '\b(the \w+ zone)', question: 'where is {} at?'}}}")
+
+
+def test_a_slot_asks_the_first_question_that_applies():
+    """``when`` picks the question by the subtask: "move behind" asks where the push starts, with the
+    object and zone names found in the task prompt; "push" asks where the object is."""
+    ask = load_recipe("pi05_tabletop_tiny", [*BEHIND, "data.sources.robot.subtask_points=10"]).model.point_query.ask
+    task = "slide the red cube into the blue zone"
+    assert ask.question("object", "move behind the red cube at 1 1 to 4 4", task) == \
+        "where is behind the red cube to push it into the blue zone?"
+    assert ask.question("object", "push the red cube into the blue zone at 1 1 to 4 4", task) == \
+        "where is the red cube at?"
+    # the behind question's names are not found: the next spec asks where the object is
+    assert ask.question("object", "move behind the red cube at 1 1", "touch it") == "where is the red cube at?"
+    assert ask.question("zone", "move behind the red cube at 1 1 to 4 4", task) == "where is the blue zone at?"
+    assert ask.question("zone", "move to the red cube at 1 1", "touch the red cube") is None
+
+    policy = tiny_policy("pi05_tiny", *BEHIND)
+    obs = observation(policy.spec, 1)
+    obs.prompt = [task]
+    points = policy.ask_points(obs, ["move behind the red cube at 1 1 to 4 4"])
+    torch.testing.assert_close(points[0, :2], _asked(policy, obs, 0, ask.question(
+        "object", "move behind the red cube", task))[:2])
+    assert not torch.allclose(points[0, :2], _asked(policy, obs, 0, "where is the red cube at?")[:2])
 
 
 def test_fill_points_keeps_the_numbers_of_slots_without_a_point():

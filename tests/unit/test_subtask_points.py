@@ -12,6 +12,7 @@ from vlakit.components.text.points import point_words, pointed_subtask
 from vlakit.data.errors import DatasetError
 from vlakit.data.sources.tabletop import POINT_KEY, TabletopEpisodesConfig, TabletopSubtasksConfig
 from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
+from vlakit.envs.tabletop.tasks import push_start
 from vlakit.registry import TEXT_TOKENIZERS
 
 NONE2 = [-1.0, -1.0]
@@ -59,14 +60,16 @@ def test_subtask_point_is_the_named_objects_position_and_the_zone_centre(family)
         if subtask.startswith(("move to", "pick up")):
             kinds.add(subtask.split(" the ")[0])
             assert has_obj and not has_zone, subtask
-        elif subtask.startswith(("move behind", "push")):  # behind: the side away from the zone
+        elif subtask.startswith(("move behind", "push")):  # both phases keep the zone
             kinds.add(subtask.split(" the ")[0])
             assert has_obj and has_zone
         else:
             assert subtask.startswith("place") and held == task.target
             kinds.add("place")
             assert not has_obj and has_zone
-        if has_obj:  # the object the subtask names, where it is now (it moves while pushed)
+        if subtask.startswith("move behind"):  # where the push starts: behind, away from the zone
+            np.testing.assert_allclose(point[:2], push_start(positions, task.target, zone), atol=1e-6)
+        elif has_obj:  # the object the subtask names, where it is now (it moves while pushed)
             np.testing.assert_allclose(point[:2], positions[task.target], atol=1e-6)
         if has_zone:
             np.testing.assert_allclose(point[2:], zone, atol=1e-6)
@@ -134,22 +137,28 @@ def test_pointing_vqa_answers_the_named_objects_grid_point():
         zone = [z for z in scene.zones if z.name == question[len("where is "):-len(" at?")]]
         assert len(zone) == 1 and answer == point_words(zone[0].centre, 10)
         np.testing.assert_array_equal(xy, zone[0].centre)
+        question, answer, xy = _ask("point_behind", scene, FreeGripper().position, rng, points=10)
+        obj, zone_name = question[len("where is behind the "):-1].split(" to push it into ")
+        index = [o.name for o in scene.objects].index(obj)
+        centre = next(z.centre for z in scene.zones if z.name == zone_name)
+        np.testing.assert_array_equal(xy, push_start(scene.positions, index, np.asarray(centre)))
+        assert answer == point_words(xy, 10)
 
 
 def test_pointing_samples_carry_where_the_answer_is_in_the_object_or_zone_slot():
     from vlakit.data.sources.vqa import TabletopVQAConfig
 
-    source = TabletopVQAConfig(num_samples=40, points=10, questions=("point", "point_zone")).build()
+    source = TabletopVQAConfig(num_samples=40, points=10, questions=("point", "point_zone", "point_behind")).build()
     kinds = set()
     for i in range(40):
         sample = source[i]
         point = sample["subtask_point"]
         zone = " zone at?" in sample["prompt"]
-        kinds.add(zone)
+        kinds.add((zone, "behind" in sample["prompt"]))
         known = point[2:] if zone else point[:2]
         assert np.isnan(point[:2] if zone else point[2:]).all() and np.isfinite(known).all()
         assert point_words(known, 10) == sample["target_text"]
-    assert kinds == {True, False}
+    assert kinds == {(True, False), (False, False), (False, True)}
     mixed = TabletopVQAConfig(num_samples=40, points=10).build()  # only pointing samples carry a point
     for i in range(40):
         sample = mixed[i]

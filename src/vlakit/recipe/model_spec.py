@@ -23,30 +23,56 @@ class InferenceSpec(FrozenModel):
     num_steps: int | None = Field(None, ge=1)
 
 
-class PointSlotSpec(FrozenModel):
-    """How to ask for one slot of a subtask point: ``find`` (a regular expression with one group)
-    picks the name out of the predicted subtask, ``question`` (with one ``{}``) asks where it is."""
+def _regex(v: str) -> re.Pattern[str]:
+    try:
+        return re.compile(v)
+    except re.error as e:
+        raise ValueError(f"not a regular expression ({e}): {v!r}") from None
 
-    find: str = Field(description="regular expression with exactly one group, searched in the subtask text")
-    question: str = Field(description="the pointing question, '{}' stands for the found name")
+
+class PointSlotSpec(FrozenModel):
+    """How to ask for one slot of a subtask point. ``find`` (a regular expression) picks the names
+    out of the predicted subtask, or else out of the task prompt; ``question`` asks where, each
+    ``{}`` standing for one of ``find``'s groups in order. With ``when`` (a regular expression), the
+    spec applies only to subtasks it matches ("move behind the red cube ..." asks where the push
+    starts rather than where the cube is)."""
+
+    find: str = Field(description="regular expression, one group per name the question needs; searched in the "
+                                  "subtask text, then in the task prompt")
+    question: str = Field(description="the pointing question; each '{}' stands for one of find's groups, in order")
+    when: str | None = Field(None, description="regular expression the subtask text must match for this spec to "
+                                               "apply (None: always)")
 
     @field_validator("find")
     @classmethod
-    def _one_group(cls, v: str) -> str:
-        try:
-            groups = re.compile(v).groups
-        except re.error as e:
-            raise ValueError(f"not a regular expression ({e}): {v!r}") from None
-        if groups != 1:
-            raise ValueError(f"needs exactly one group (the name to ask about), has {groups}: {v!r}")
+    def _some_group(cls, v: str) -> str:
+        groups = _regex(v).groups
+        if groups < 1:
+            raise ValueError(f"needs at least one group (the name to ask about), has none: {v!r}")
         return v
 
-    @field_validator("question")
+    @field_validator("when")
     @classmethod
-    def _one_blank(cls, v: str) -> str:
-        if v.count("{}") != 1 or v.replace("{}", "").count("{") or v.replace("{}", "").count("}"):
-            raise ValueError(f"needs exactly one '{{}}' (the found name) and no other braces: {v!r}")
+    def _valid_when(cls, v: str | None) -> str | None:
+        if v is not None:
+            _regex(v)
         return v
+
+    @model_validator(mode="after")
+    def _blanks_match_groups(self) -> PointSlotSpec:
+        q, groups = self.question, re.compile(self.find).groups
+        if q.count("{}") != groups or q.replace("{}", "").count("{") or q.replace("{}", "").count("}"):
+            raise ValueError(f"question needs exactly {groups} '{{}}' (one per group of find {self.find!r}) and no "
+                             f"other braces: {q!r}")
+        return self
+
+    def ask(self, subtask: str, task: str) -> str | None:
+        """The question for ``subtask`` (of an episode whose prompt is ``task``), or None when this
+        spec does not apply or its names are not found."""
+        if self.when is not None and re.search(self.when, subtask) is None:
+            return None
+        found = re.search(self.find, subtask) or re.search(self.find, task)
+        return None if found is None else self.question.format(*found.groups())
 
 
 class PointAskSpec(FrozenModel):
@@ -54,16 +80,29 @@ class PointAskSpec(FrozenModel):
     only -- a question such as "where is the red cube at?" with no robot state -- so it learns where
     things are from fresh scenes (pointing VQA) instead of recalling the robot's training scenes.
     At inference each predicted subtask yields up to two questions (``object`` fills `` at I J``,
-    ``zone`` fills `` to I J``), asked in one extra prefix pass over the same images."""
+    ``zone`` fills `` to I J``), asked in one extra prefix pass over the same images. A slot may list
+    several specs: the first that applies and finds its names asks."""
 
-    object: PointSlotSpec | None = None
-    zone: PointSlotSpec | None = None
+    object: PointSlotSpec | list[PointSlotSpec] | None = None
+    zone: PointSlotSpec | list[PointSlotSpec] | None = None
 
     @model_validator(mode="after")
     def _some_slot(self) -> PointAskSpec:
         if self.object is None and self.zone is None:
             raise ValueError("point_query.ask needs `object` and/or `zone`")
+        for slot in ("object", "zone"):
+            if getattr(self, slot) == []:
+                raise ValueError(f"point_query.ask.{slot} lists no question; leave it out instead")
         return self
+
+    def question(self, slot: str, subtask: str, task: str) -> str | None:
+        """The pointing question for ``slot`` ("object" or "zone") of ``subtask``, or None."""
+        specs = getattr(self, slot)
+        for spec in specs if isinstance(specs, list) else [specs] if specs is not None else []:
+            asked = spec.ask(subtask, task)
+            if asked is not None:
+                return asked
+        return None
 
 
 class PointQuerySpec(FrozenModel):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from vlakit.envs.tabletop.embodiments import MAX_SPEED
-from vlakit.envs.tabletop.tasks import BIN_SLOTS, Task, push_aligned
-from vlakit.envs.tabletop.world import CONTACT, GRASP_RADIUS, World
+from vlakit.envs.tabletop.tasks import BIN_SLOTS, Task, push_aligned, push_start
+from vlakit.envs.tabletop.world import CONTACT, World
 
 OPEN, CLOSE = -1.0, 1.0
 _ARRIVED = 0.012
@@ -67,19 +67,9 @@ class ScriptedExpert:
             behind = obj - d * CONTACT
             lateral = (behind - g) - d * float((behind - g) @ d)
             return d * MAX_SPEED + 0.5 * lateral, CLOSE
-        start = obj - d * (CONTACT + self._standoff(world, task.target, obj, d))
+        start = push_start(world.positions, task.target, np.asarray(task.scene.zones[task.zone].centre))
         if np.linalg.norm(start - g) > _ARRIVED or world.closed:
             if world.closed and np.linalg.norm(start - g) <= _ARRIVED:
                 return np.zeros(2), OPEN
             return start - g, OPEN
         return np.zeros(2), CLOSE
-
-    @staticmethod
-    def _standoff(world: World, target: int, obj: np.ndarray, d: np.ndarray) -> float:
-        """Extra distance behind the object where closing the jaws grasps nothing."""
-        others = np.delete(world.positions, target, axis=0)
-        for extra in (0.03, 0.06, 0.09, 0.12):
-            p = obj - d * (CONTACT + extra)
-            if len(others) == 0 or np.min(np.linalg.norm(others - p, axis=1)) > GRASP_RADIUS + 0.02:
-                return extra
-        return 0.03

@@ -48,6 +48,9 @@ VQA_QUESTIONS: dict[str, str] = {
 POINT_QUESTION = "where is the {obj} at?"
 #: the same for a zone (question type ``point_zone``, asked only when listed in a source's ``questions``)
 ZONE_POINT_QUESTION = "where is {zone} at?"
+#: the spot behind an object where its push into a zone starts (question type ``point_behind``,
+#: asked only when listed; :func:`vlakit.envs.tabletop.tasks.push_start`)
+BEHIND_POINT_QUESTION = "where is behind the {obj} to push it into {zone}?"
 
 
 def object_names() -> list[str]:

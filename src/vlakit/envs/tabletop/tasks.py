@@ -4,8 +4,9 @@
 family      success                                         subtasks (in order)
 =========== =============================================== ==========================================
 reach       gripper within ``OBJECT_RADIUS + 0.025`` of it  move to the X
-push        X's centre >= 0.03 inside the zone, not held    move behind the X (jaws open), push the X into Z
-                                                            (jaws closed, nothing held)
+push        X's centre >= 0.03 inside the zone, not held    move behind the X (jaws open; its point is the
+                                                            spot behind X, :func:`push_start`), push the X
+                                                            into Z (jaws closed, nothing held)
 pick_place  X's centre >= 0.02 inside the zone, released    pick up the X, place the X in Z
 tidy        every object inside the bin, none held          pick up / place in the bin, per object
 =========== =============================================== ==========================================
@@ -27,7 +28,7 @@ import numpy as np
 
 from vlakit.envs.tabletop.language import INSTRUCTIONS, SUBTASKS
 from vlakit.envs.tabletop.scene import GRIPPER_RADIUS, OBJECT_RADIUS, Scene, Split, sample_scene
-from vlakit.envs.tabletop.world import CONTACT, World
+from vlakit.envs.tabletop.world import CONTACT, GRASP_RADIUS, World
 
 Family = Literal["reach", "push", "pick_place", "tidy"]
 FAMILIES: tuple[str, ...] = ("reach", "push", "pick_place", "tidy")
@@ -83,7 +84,7 @@ class Task:
         if self.family == "reach":
             return SUBTASKS["reach"].format(obj=self.obj())
         if self.family == "push":
-            key = "push" if world.closed and world.held < 0 else "approach"
+            key = "push" if _pushing(world) else "approach"
             return SUBTASKS[key].format(obj=self.obj(), zone=self.zone_name())
         if self.family == "pick_place":
             key = "place" if world.held == self.target else "pick"
@@ -95,15 +96,20 @@ class Task:
     def subtask_point(self, world: World) -> np.ndarray:
         """Where the current subtask happens: float32 ``[object_x, object_y, zone_x, zone_y]`` -- the
         object to go to or move (``-1, -1`` when it is held: "place") and the zone to bring it to
-        (``-1, -1`` for "move to" and "pick up"; "move behind" has it, since behind is the side away
-        from the zone). The table is ``[0, 1]^2``, so -1 is
-        off it; a sentinel rather than NaN keeps datasets comparable and their statistics finite."""
+        (``-1, -1`` for "move to" and "pick up"). A push has the zone in both phases; while moving
+        behind, its first point is the spot behind the object where the push starts
+        (:func:`push_start`), so the approach is a move to a point, like a reach (README: Results,
+        item 14). The table is ``[0, 1]^2``, so -1 is off it; a sentinel rather than NaN keeps
+        datasets comparable and their statistics finite."""
         none = np.full(2, NO_POINT)
         if self.family == "reach":
             obj, zone = self.target, None
         elif self.family == "push":
-            # "move behind" needs the zone too: behind is the side away from it
             obj, zone = self.target, self.zone
+            if not _pushing(world):
+                zone_xy = np.asarray(self.scene.zones[zone].centre)
+                start = push_start(world.positions, self.target, zone_xy)
+                return np.concatenate([start, zone_xy]).astype(np.float32)
         else:
             obj = self.tidy_next(world) if self.family == "tidy" else self.target
             placing = world.held == obj
@@ -113,9 +119,7 @@ class Task:
         return np.concatenate([xy_obj, xy_zone]).astype(np.float32)
 
     def push_direction(self, world: World) -> np.ndarray:
-        d = np.asarray(self.scene.zones[self.zone].centre) - world.positions[self.target]
-        n = float(np.linalg.norm(d))
-        return d / n if n > 1e-9 else np.array([0.0, 1.0])
+        return push_direction(world.positions[self.target], np.asarray(self.scene.zones[self.zone].centre))
 
     def tidy_next(self, world: World) -> int:
         """The object being tidied: the held one, else the first one outside the bin."""
@@ -126,6 +130,37 @@ class Task:
             if not zone.contains(p, margin=PLACE_MARGIN):
                 return i
         return len(world.positions) - 1
+
+
+def _pushing(world: World) -> bool:
+    """A push's second phase: the jaws are closed on nothing (the robot state shows it)."""
+    return bool(world.closed and world.held < 0)
+
+
+def push_direction(obj: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """Unit vector from an object to the zone it is pushed into."""
+    d = np.asarray(zone, dtype=np.float64) - np.asarray(obj, dtype=np.float64)
+    n = float(np.linalg.norm(d))
+    return d / n if n > 1e-9 else np.array([0.0, 1.0])
+
+
+def push_start(positions: np.ndarray, target: int, zone: np.ndarray) -> np.ndarray:
+    """Where a push of object ``target`` into the zone centred at ``zone`` starts: behind the object on
+    the line away from the zone, at contact distance plus the smallest standoff (0.03-0.12) where
+    closing the jaws grasps no other object, clamped to the table. The scripted expert closes its jaws
+    here, the approach's subtask point is this spot, and the pointing question "where is behind the X
+    to push it into Z?" answers it."""
+    positions = np.asarray(positions, dtype=np.float64)
+    obj = positions[target]
+    d = push_direction(obj, zone)
+    others = np.delete(positions, target, axis=0)
+    extra = 0.03
+    for candidate in (0.03, 0.06, 0.09, 0.12):
+        p = obj - d * (CONTACT + candidate)
+        if len(others) == 0 or np.min(np.linalg.norm(others - p, axis=1)) > GRASP_RADIUS + 0.02:
+            extra = candidate
+            break
+    return np.clip(obj - d * (CONTACT + extra), 0.0, 1.0)
 
 
 def push_aligned(world: World, target: int, direction: np.ndarray) -> bool:
@@ -165,5 +200,7 @@ __all__ = [
     "Family",
     "Task",
     "push_aligned",
+    "push_direction",
+    "push_start",
     "sample_task",
 ]

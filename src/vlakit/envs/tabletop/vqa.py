@@ -12,14 +12,22 @@ import numpy as np
 
 from vlakit.components.text.points import SLOTS, point_words
 from vlakit.envs.tabletop.embodiments import FreeGripper
-from vlakit.envs.tabletop.language import NUMBER_WORDS, POINT_QUESTION, REGIONS, VQA_QUESTIONS, ZONE_POINT_QUESTION
+from vlakit.envs.tabletop.language import (
+    BEHIND_POINT_QUESTION,
+    NUMBER_WORDS,
+    POINT_QUESTION,
+    REGIONS,
+    VQA_QUESTIONS,
+    ZONE_POINT_QUESTION,
+)
 from vlakit.envs.tabletop.render import Renderer
 from vlakit.envs.tabletop.scene import COLOUR_NAMES, Pairs, Scene, Split, sample_scene
+from vlakit.envs.tabletop.tasks import push_start
 
 QUESTION_TYPES: tuple[str, ...] = tuple(VQA_QUESTIONS)
 #: pointing questions, asked only with ``points`` (a grid size): ``point`` joins the default types,
-#: ``point_zone`` is asked only where a source lists it
-POINT_TYPES: tuple[str, ...] = ("point", "point_zone")
+#: ``point_zone`` and ``point_behind`` (the spot where a push starts) are asked only where a source lists them
+POINT_TYPES: tuple[str, ...] = ("point", "point_zone", "point_behind")
 _MIN_SEPARATION = 0.08  #: relative-position questions need objects at least this far apart
 
 
@@ -55,6 +63,11 @@ def _ask(kind: str, scene: Scene, gripper: np.ndarray, rng: np.random.Generator,
         assert points is not None
         zone = scene.zones[int(rng.integers(len(scene.zones)))]
         return ZONE_POINT_QUESTION.format(zone=zone.name), point_words(zone.centre, points), np.asarray(zone.centre)
+    if kind == "point_behind":
+        assert points is not None
+        zone = scene.zones[int(rng.integers(len(scene.zones)))]
+        start = push_start(pos, pick, np.asarray(zone.centre))
+        return BEHIND_POINT_QUESTION.format(obj=objs[pick].name, zone=zone.name), point_words(start, points), start
     t = VQA_QUESTIONS[kind]
     if kind == "colour":
         unique = [i for i in range(n) if sum(o.shape == objs[i].shape for o in objs) == 1]
@@ -140,5 +153,5 @@ def make_vqa(seed: int, *, split: Split, renderer: Renderer, pairs: Pairs = "spl
     point = None
     if len(qa) == 3:
         point = np.full(4, np.nan, np.float32)
-        point[SLOTS["object" if kind == "point" else "zone"]] = qa[2]
+        point[SLOTS["zone" if kind == "point_zone" else "object"]] = qa[2]
     return VQASample(images=images, question=qa[0], answer=qa[1], kind=kind, point=point)
