@@ -67,7 +67,7 @@ _EPISODES_PER_WORKER = 32
 
 def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
                     seed: int, noise: float, image_size: int, grip_flips: float = 0.0) -> dict[str, Any]:
-    args = {"generator": "tabletop/5", "episodes": int(episodes), "split": split, "embodiment": embodiment,
+    args = {"generator": "tabletop/4", "episodes": int(episodes), "split": split, "embodiment": embodiment,
             "families": list(families), "seed": int(seed), "noise": float(noise), "image_size": int(image_size)}
     if grip_flips:  # only when used, so datasets without flips keep their names
         args["grip_flips"] = float(grip_flips)

@@ -4,9 +4,8 @@
 family      success                                         subtasks (in order)
 =========== =============================================== ==========================================
 reach       gripper within ``OBJECT_RADIUS + 0.025`` of it  move to the X
-push        X's centre >= 0.03 inside the zone, not held    move behind the X (jaws open; its point is the
-                                                            spot behind X, :func:`push_start`), push the X
-                                                            into Z (jaws closed, nothing held)
+push        X's centre >= 0.03 inside the zone, not held    move behind the X (jaws open), push the X into Z
+                                                            (jaws closed, nothing held)
 pick_place  X's centre >= 0.02 inside the zone, released    pick up the X, place the X in Z
 tidy        every object inside the bin, none held          pick up / place in the bin, per object
 =========== =============================================== ==========================================
@@ -96,20 +95,17 @@ class Task:
     def subtask_point(self, world: World) -> np.ndarray:
         """Where the current subtask happens: float32 ``[object_x, object_y, zone_x, zone_y]`` -- the
         object to go to or move (``-1, -1`` when it is held: "place") and the zone to bring it to
-        (``-1, -1`` for "move to" and "pick up"). A push has the zone in both phases; while moving
-        behind, its first point is the spot behind the object where the push starts
-        (:func:`push_start`), so the approach is a move to a point, like a reach (README: Results,
-        item 14). The table is ``[0, 1]^2``, so -1 is off it; a sentinel rather than NaN keeps
-        datasets comparable and their statistics finite."""
+        (``-1, -1`` for "move to" and "pick up"; "move behind" has it, since behind is the side away
+        from the zone). The table is ``[0, 1]^2``, so -1 is
+        off it; a sentinel rather than NaN keeps datasets comparable and their statistics finite.
+        (Pointing at the spot behind the object instead, where the push starts, was tried and lost:
+        README: Results, item 14.)"""
         none = np.full(2, NO_POINT)
         if self.family == "reach":
             obj, zone = self.target, None
         elif self.family == "push":
+            # "move behind" needs the zone too: behind is the side away from it
             obj, zone = self.target, self.zone
-            if not _pushing(world):
-                zone_xy = np.asarray(self.scene.zones[zone].centre)
-                start = push_start(world.positions, self.target, zone_xy)
-                return np.concatenate([start, zone_xy]).astype(np.float32)
         else:
             obj = self.tidy_next(world) if self.family == "tidy" else self.target
             placing = world.held == obj
@@ -147,9 +143,9 @@ def push_direction(obj: np.ndarray, zone: np.ndarray) -> np.ndarray:
 def push_start(positions: np.ndarray, target: int, zone: np.ndarray) -> np.ndarray:
     """Where a push of object ``target`` into the zone centred at ``zone`` starts: behind the object on
     the line away from the zone, at contact distance plus the smallest standoff (0.03-0.12) where
-    closing the jaws grasps no other object, clamped to the table. The scripted expert closes its jaws
-    here, the approach's subtask point is this spot, and the pointing question "where is behind the X
-    to push it into Z?" answers it."""
+    closing the jaws grasps no other object (it may lie off the table; the gripper then stops at the
+    edge). The scripted expert closes its jaws here; the pointing question "where is behind the X to
+    push it into Z?" (``point_behind``) answers it."""
     positions = np.asarray(positions, dtype=np.float64)
     obj = positions[target]
     d = push_direction(obj, zone)
@@ -160,7 +156,7 @@ def push_start(positions: np.ndarray, target: int, zone: np.ndarray) -> np.ndarr
         if len(others) == 0 or np.min(np.linalg.norm(others - p, axis=1)) > GRASP_RADIUS + 0.02:
             extra = candidate
             break
-    return np.clip(obj - d * (CONTACT + extra), 0.0, 1.0)
+    return obj - d * (CONTACT + extra)
 
 
 def push_aligned(world: World, target: int, direction: np.ndarray) -> bool:
