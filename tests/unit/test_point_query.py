@@ -226,6 +226,10 @@ def test_a_slot_asks_the_first_question_that_applies():
     assert ask.question("object", "move behind the red cube at 1 1", "touch it") == "where is the red cube at?"
     assert ask.question("zone", "move behind the red cube at 1 1 to 4 4", task) == "where is the blue zone at?"
     assert ask.question("zone", "move to the red cube at 1 1", "touch the red cube") is None
+    from vlakit.recipe.model_spec import PointSlotSpec
+
+    either = PointSlotSpec(find=r"(red) cube|(blue) cube", question="where are {} and {}?")
+    assert either.ask("move to the red cube", "") is None  # a group that took no part: not asked
 
     policy = tiny_policy("pi05_tiny", *BEHIND)
     obs = observation(policy.spec, 1)

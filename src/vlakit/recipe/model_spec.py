@@ -72,7 +72,9 @@ class PointSlotSpec(FrozenModel):
         if self.when is not None and re.search(self.when, subtask) is None:
             return None
         found = re.search(self.find, subtask) or re.search(self.find, task)
-        return None if found is None else self.question.format(*found.groups())
+        if found is None or None in found.groups():  # a group that took no part names nothing
+            return None
+        return self.question.format(*found.groups())
 
 
 class PointAskSpec(FrozenModel):
