@@ -16,8 +16,7 @@ For each split and task family, ``--episodes`` episodes of the policy's evaluati
   (``subtask_points``), its words, and **object cell ±1**: how often the predicted object grid cell
   ("... at 3 5") is within one cell of the true one, in each direction;
 * with ``model.point_query``, **query error**: the table distance between the query's object point
-  (read from the robot prompt, or asked by name with ``point_query.ask``) and the env's (the
-  object, or for a push's "move behind" the spot where the push starts);
+  (read from the robot prompt, or asked by name with ``point_query.ask``) and the object's;
 * with ``flow_matching.point_weight`` > 0, **point grounded** / **point error**: the point head's
   reading of the action tokens at the first Euler step (t = 1): how often the object nearest its
   predicted object position is the subtask's, and its distance from it (table units).

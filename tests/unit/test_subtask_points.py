@@ -178,6 +178,12 @@ def test_pointed_subtasks_are_whole_tokens_and_fit_the_recipe_budget():
     assert pieces[-6:] == ["Ġat", "Ġ9", "Ġ9", "Ġto", "Ġ0", "Ġ0"]
     recipe = load_recipe("pi05_tabletop")
     assert len(ids) + 1 <= recipe.model.max_target_tokens
+    # the point_behind question is whole words too (it is not in the corpus the tokenizer was fitted on)
+    from vlakit.envs.tabletop.language import BEHIND_POINT_QUESTION
+
+    behind = BEHIND_POINT_QUESTION.format(obj="yellow triangle", zone="the purple zone")
+    pieces = [tok.id_to_token(i) for i in tok.encode([behind])[0]]
+    assert len(pieces) == len(behind.replace("?", " ?").split()) and len(pieces) < recipe.model.max_token_len
 
 
 def test_a_vqa_source_can_ask_only_pointing_questions():

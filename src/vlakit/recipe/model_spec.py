@@ -100,7 +100,9 @@ class PointAskSpec(FrozenModel):
     def question(self, slot: str, subtask: str, task: str) -> str | None:
         """The pointing question for ``slot`` ("object" or "zone") of ``subtask``, or None."""
         specs = getattr(self, slot)
-        for spec in specs if isinstance(specs, list) else [specs] if specs is not None else []:
+        if specs is None:
+            return None
+        for spec in specs if isinstance(specs, list) else [specs]:
             asked = spec.ask(subtask, task)
             if asked is not None:
                 return asked
