@@ -74,6 +74,34 @@ def test_grip_flips_record_recoveries_from_jaws_closed_on_nothing():
     assert generation_args(**{**{k: v for k, v in plain.items() if k != "generator"}, "grip_flips": 0.1}) != plain
 
 
+def test_early_closes_shut_the_jaws_before_the_expert_would_and_record_the_recovery():
+    """With ``early_closes`` the executed jaws close 1-4 steps before the clean expert first closes them
+    (on nothing, or on the object passed over); the recorded labels there open them again, and the push
+    still succeeds."""
+    from vlakit.data.generate import _run_episode, first_close_step, generation_args
+
+    env = TabletopEnv(TabletopConfig(families=("push",)))
+    recoveries = 0
+    for seed in range(8):
+        env.reset(seed=seed)
+        first = first_close_step(env.fork())
+        assert first is not None and first >= 1  # the push expert closes behind the object, never at once
+        clean = _run_episode(env, seed=seed, noise=0.0, attempt=0)
+        assert clean is not None and clean["action"][first, -1] > 0 > clean["action"][first - 1, -1]
+        ep = _run_episode(env, seed=seed, noise=0.1, attempt=0, early_closes=1.0)
+        assert ep is not None  # the expert recovers and pushes
+        state, action = ep["state"], ep["action"]
+        closed = np.nonzero(state[:, 2] <= 0.5)[0]
+        early = int(closed[0]) - 1  # the step whose executed action closed the jaws
+        assert first - 4 <= early <= first - 1 and action[early, -1] < 0  # the label there said open
+        recoveries += int(np.sum((state[:, 2] <= 0.5) & (action[:, -1] < 0)))
+    assert recoveries >= 8  # every episode has labels opening the early-closed jaws
+    plain = generation_args(episodes=3, split="train", embodiment="gripper", families=["push"], seed=0,
+                            noise=0.1, image_size=64)
+    assert "early_closes" not in plain
+    assert generation_args(**{**{k: v for k, v in plain.items() if k != "generator"}, "early_closes": 0.5}) != plain
+
+
 def test_action_chunk_clamps_and_pads_at_episode_end(generated: Path):
     ds = LeRobotDataset(generated)
     first, last = ds.episode_bounds(0)

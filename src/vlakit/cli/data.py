@@ -31,6 +31,9 @@ def generate(
     grip_flips: float = typer.Option(0.0, "--grip-flips", min=0.0, max=0.5,
                                      help="Rate per step at which the executed grip command is inverted (the expert's "
                                           "labels then show the recovery)."),
+    early_closes: float = typer.Option(0.0, "--early-closes", min=0.0, max=1.0,
+                                       help="Share of episodes whose executed jaws close once, 1-4 steps before the "
+                                            "expert closes them (the labels then show the recovery)."),
     image_size: int = typer.Option(64, min=16, help="Square image size of both cameras."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing different dataset at --out."),
     workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: one per usable CPU "
@@ -56,7 +59,8 @@ def generate(
         raise DatasetError("--families is empty")
     path = generate_tabletop_dataset(out, episodes=episodes, split=split, embodiment=embodiment, families=fams,
                                      seed=seed, noise=noise, image_size=image_size, progress=True,
-                                     overwrite=overwrite, workers=workers, grip_flips=grip_flips)
+                                     overwrite=overwrite, workers=workers, grip_flips=grip_flips,
+                                     early_closes=early_closes)
     console.print(f"[green]dataset ready:[/] {path}")
 
 

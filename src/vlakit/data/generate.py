@@ -13,7 +13,9 @@ are the expert's *clean* actions; the executed ones carry the noise (DART-style)
 shows recoveries from perturbed states with corrective labels. ``grip_flips`` adds the mistakes a
 learned policy makes with its jaws: at that rate per step the executed grip command is inverted
 (jaws closed early, off target; an object dropped on the way), and the expert's labels show how to
-recover.
+recover. ``early_closes`` adds the one a policy makes most on push and pick-and-place: in that share
+of the episodes the executed jaws close once, 1-4 steps before the expert would close them (where a
+clean run of the expert first closes), beside the object instead of at the spot the expert chose.
 
 Episodes are independent (own seed, own env reset), so large datasets are generated and their
 frames PNG-encoded by a pool of worker processes (``workers``, by default one per usable core);
@@ -66,11 +68,15 @@ _EPISODES_PER_WORKER = 32
 
 
 def generation_args(*, episodes: int, split: str, embodiment: str, families: tuple[str, ...] | list[str],
-                    seed: int, noise: float, image_size: int, grip_flips: float = 0.0) -> dict[str, Any]:
+                    seed: int, noise: float, image_size: int, grip_flips: float = 0.0,
+                    early_closes: float = 0.0) -> dict[str, Any]:
     args = {"generator": "tabletop/4", "episodes": int(episodes), "split": split, "embodiment": embodiment,
             "families": list(families), "seed": int(seed), "noise": float(noise), "image_size": int(image_size)}
-    if grip_flips:  # only when used, so datasets without flips keep their names
+    # mistakes are only keyed when used, so datasets without them keep their names
+    if grip_flips:
         args["grip_flips"] = float(grip_flips)
+    if early_closes:
+        args["early_closes"] = float(early_closes)
     return args
 
 
@@ -94,27 +100,48 @@ def is_complete(out: Path, args: dict[str, Any] | None = None) -> bool:
         return False
 
 
-def _run_episode(env: Any, *, seed: int, noise: float, attempt: int, grip_flips: float = 0.0) -> dict[str, Any] | None:
+def _run_episode(env: Any, *, seed: int, noise: float, attempt: int, grip_flips: float = 0.0,
+                 early_closes: float = 0.0) -> dict[str, Any] | None:
     rng = np.random.default_rng([seed, attempt])
     obs = env.reset(seed=seed)
-    clean = attempt >= _RETRIES
-    ep = record_expert(env, obs, rng=rng, noise=0.0 if clean else noise, grip_flips=0.0 if clean else grip_flips)
+    if attempt >= _RETRIES:  # the last attempt is clean
+        noise = grip_flips = early_closes = 0.0
+    close_at = None
+    if early_closes and rng.random() < early_closes:
+        first = first_close_step(env.fork())
+        if first is not None and first >= 1:
+            close_at = first - int(rng.integers(1, min(4, first) + 1))
+    ep = record_expert(env, obs, rng=rng, noise=noise, grip_flips=grip_flips, close_at=close_at)
     return None if ep is None else {**ep, "seed": seed}
 
 
+def first_close_step(env: Any) -> int | None:
+    """The step at which the clean expert, acting from ``env``'s state, first closes open jaws (None if it
+    never does). ``env`` is stepped: pass a fork."""
+    for step in range(env.max_episode_steps):
+        action = env.expert_action()
+        if action[-1] > 0:
+            return step
+        _obs, _r, terminated, truncated, _info = env.step(action)
+        if terminated or truncated:
+            return None
+    return None
+
+
 def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float,
-                  grip_flips: float = 0.0) -> dict[str, Any] | None:
+                  grip_flips: float = 0.0, close_at: int | None = None) -> dict[str, Any] | None:
     """Let the env's scripted expert act from its current state (``obs``) until the episode ends.
 
     Records the expert's clean actions and executes them with Gaussian ``noise`` on every motion
-    dimension (DART-style), and with the grip command inverted at a rate of ``grip_flips`` per step
-    (the last action entry; > 0 closes, <= 0 opens). Returns the episode (images per camera, state, action, subtask,
-    subtask point, task, family, style), or None when the task was not achieved.
+    dimension (DART-style), with the grip command inverted at a rate of ``grip_flips`` per step
+    (the last action entry; > 0 closes, <= 0 opens), and closing at step ``close_at`` whatever the
+    expert says. Returns the episode (images per camera, state, action, subtask, subtask point, task,
+    family, style), or None when the task was not achieved.
     """
     frames: dict[str, list] = {"overhead": [], "wrist": [], "state": [], "action": [], "subtask": [],
                                "subtask_point": []}
     info: dict[str, Any] = {"success": False}
-    for _ in range(env.max_episode_steps):
+    for step in range(env.max_episode_steps):
         clean = env.expert_action()
         frames["overhead"].append(obs.images["overhead"])
         frames["wrist"].append(obs.images["wrist"])
@@ -126,6 +153,8 @@ def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float,
         executed[:-1] += rng.normal(0.0, noise, size=len(clean) - 1)
         if grip_flips and rng.random() < grip_flips:
             executed[-1] = -1.0 if executed[-1] > 0 else 1.0
+        if step == close_at:
+            executed[-1] = 1.0
         obs, _r, terminated, truncated, info = env.step(executed)
         if terminated or truncated:
             break
@@ -157,7 +186,8 @@ def _load_episode(path: Path) -> dict[str, Any]:
 def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "train", embodiment: str = "gripper",
                               families: tuple[str, ...] | list[str] = ("reach", "push", "pick_place"),
                               seed: int = 0, noise: float = 0.1, image_size: int = 64, progress: bool = True,
-                              overwrite: bool = False, workers: int | None = None, grip_flips: float = 0.0) -> Path:
+                              overwrite: bool = False, workers: int | None = None, grip_flips: float = 0.0,
+                              early_closes: float = 0.0) -> Path:
     """Write a LeRobot v3 dataset of ``episodes`` expert demonstrations to ``out``; return ``out``.
 
     A no-op when ``out`` already holds a dataset generated with the same arguments. Raises
@@ -170,7 +200,7 @@ def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "t
         raise DatasetError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     args = generation_args(episodes=episodes, split=split, embodiment=embodiment, families=families, seed=seed,
-                           noise=noise, image_size=image_size, grip_flips=grip_flips)
+                           noise=noise, image_size=image_size, grip_flips=grip_flips, early_closes=early_closes)
     if is_complete(out, args):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -211,15 +241,21 @@ def _init_worker(args: dict[str, Any]) -> None:
     _WORKER_ENV = _tabletop_env(args)
 
 
-def _episode_job(job: tuple[Path, int, float, float]) -> None:
-    path, seed, noise, grip_flips = job
-    _write_episode(_WORKER_ENV, path, seed=seed, noise=noise, grip_flips=grip_flips)
+def _episode_job(job: tuple[Path, int, dict[str, float]]) -> None:
+    path, seed, perturb = job
+    _write_episode(_WORKER_ENV, path, seed=seed, perturb=perturb)
 
 
-def _write_episode(env: Any, path: Path, *, seed: int, noise: float, grip_flips: float = 0.0) -> None:
+def _perturbations(args: dict[str, Any]) -> dict[str, float]:
+    """The generation arguments that perturb executed actions (``_run_episode``'s keywords)."""
+    return {"noise": args["noise"], "grip_flips": args.get("grip_flips", 0.0),
+            "early_closes": args.get("early_closes", 0.0)}
+
+
+def _write_episode(env: Any, path: Path, *, seed: int, perturb: dict[str, float]) -> None:
     """Record the expert's episode ``seed`` into the shard ``path`` (retrying with fresh noise, then none)."""
     for attempt in range(_RETRIES + 1):
-        ep = _run_episode(env, seed=seed, noise=noise, attempt=attempt, grip_flips=grip_flips)
+        ep = _run_episode(env, seed=seed, attempt=attempt, **perturb)
         if ep is not None:
             save_episode(path, ep)
             return
@@ -227,7 +263,7 @@ def _write_episode(env: Any, path: Path, *, seed: int, noise: float, grip_flips:
 
 
 def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: bool, workers: int | None) -> Path:
-    episodes, seed, noise = args["episodes"], args["seed"], args["noise"]
+    episodes, seed = args["episodes"], args["seed"]
     if out.exists() and not overwrite:
         raise DatasetError(f"{out} already exists and was not generated with these arguments; pass --overwrite "
                            "or choose another --out")
@@ -240,16 +276,16 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
     atomic_write_text(args_file, json.dumps(args))
     base = 1_000_000 * (seed + 1)
     shards = [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)]
-    flips = args.get("grip_flips", 0.0)
-    jobs = [(path, base + i, noise, flips) for i, path in enumerate(shards) if not path.is_file()]
+    perturb = _perturbations(args)
+    jobs = [(path, base + i, perturb) for i, path in enumerate(shards) if not path.is_file()]
     size = _pool_size(workers, len(jobs))
     with progress_bar(progress) as bar, _pool(size, args) as pool:
         task = bar.add_task(f"tabletop {args['embodiment']}/{args['split']}"
                             + (f" ({size} processes)" if pool is not None else ""), total=episodes)
         bar.advance(task, episodes - len(jobs))
         if pool is None:
-            for path, ep_seed, ep_noise, ep_flips in jobs:
-                _write_episode(env, path, seed=ep_seed, noise=ep_noise, grip_flips=ep_flips)
+            for path, ep_seed, ep_perturb in jobs:
+                _write_episode(env, path, seed=ep_seed, perturb=ep_perturb)
                 bar.advance(task)
         else:
             for _ in pool.map(_episode_job, jobs, chunksize=4):

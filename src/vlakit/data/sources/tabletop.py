@@ -46,6 +46,9 @@ class TabletopDataConfig(DataSourceConfig):
     grip_flips: float = Field(0.0, ge=0, le=0.5,
                               description="rate per step at which the executed grip command is inverted (jaws closed "
                                           "early or opened on the way); the recorded expert labels show the recovery")
+    early_closes: float = Field(0.0, ge=0, le=1,
+                                description="share of episodes whose executed jaws close once, 1-4 steps before the "
+                                            "expert closes them (beside the object); the labels show the recovery")
     image_size: int = Field(64, ge=16, le=512)
     #: read this existing dataset folder instead of generating one in the cache
     path: str | None = None
@@ -58,7 +61,7 @@ class TabletopDataConfig(DataSourceConfig):
     def generation_args(self) -> dict[str, Any]:
         return generation_args(episodes=self.episodes, split=self.split, embodiment=self.embodiment,
                                families=self.families, seed=self.seed, noise=self.noise, image_size=self.image_size,
-                               grip_flips=self.grip_flips)
+                               grip_flips=self.grip_flips, early_closes=self.early_closes)
 
     def dataset_dir(self, cache_dir: Path | None) -> Path:
         if self.path is not None:
@@ -104,7 +107,7 @@ class _TabletopSource(LeRobotBackedSource):
         c = self.config
         generate_tabletop_dataset(self.root, episodes=c.episodes, split=c.split, embodiment=c.embodiment,
                                   families=c.families, seed=c.seed, noise=c.noise, image_size=c.image_size,
-                                  grip_flips=c.grip_flips,
+                                  grip_flips=c.grip_flips, early_closes=c.early_closes,
                                   progress=progress)
 
     def is_prepared(self) -> bool:
