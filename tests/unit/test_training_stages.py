@@ -131,23 +131,3 @@ def test_ema_is_an_average_not_the_raw_weights(tmp_path):
     assert not torch.equal(shadow, w)
     # an average of the trajectory lies between the start and the end (on balance)
     assert (shadow - w).norm() < (start["head.weight"] - w).norm()
-
-
-def test_adamw_runs_fused_where_it_can(tmp_path):
-    """On the CPU the stage's AdamW is the fused kernel; not under an fp16 gradient scaler (Lightning
-    cannot clip what a fused step unscales) and not on a device type without the kernel."""
-    from vlakit.training.module import fused_adamw
-
-    seen = []
-
-    class Probe(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            seen.append(trainer.optimizers[0].defaults["fused"])
-
-    run(FakePolicy(), tmp_path / "run", callbacks=[Probe()])
-    assert seen == [True, True]  # both stages
-    cpu = [torch.zeros(2, requires_grad=True)]
-    assert fused_adamw(cpu, precision="bf16-mixed")
-    assert not fused_adamw(cpu, precision="16-mixed")
-    assert not fused_adamw([torch.zeros(2, device="meta")], precision="32-true")
-    assert not fused_adamw(cpu + [torch.zeros(2, device="meta")], precision="32-true")

@@ -33,15 +33,6 @@ class RunState:
         self.step_offset = 0  #: global steps of the stages before the current one
 
 
-def fused_adamw(params: list[torch.Tensor], *, precision: str) -> bool:
-    """Whether AdamW may run as one fused kernel: floating parameters on the CPU or CUDA (one device
-    type), and no fp16 gradient scaler (Lightning cannot clip gradients a fused step unscales itself).
-    On the default recipe's CPU run the fused step takes 2.6 ms against 8.4 ms (README: Results, item 12)."""
-    kinds = {p.device.type for p in params}
-    return (precision != "16-mixed" and len(kinds) == 1 and kinds <= {"cpu", "cuda"}
-            and all(p.is_floating_point() for p in params))
-
-
 class StageModule(pl.LightningModule):
     """Trains ``policy`` for one stage: weighted losses, trainable parts, AdamW + warmup/cosine, EMA.
 
@@ -125,8 +116,7 @@ class StageModule(pl.LightningModule):
         if not params:
             raise VlakitError(f"stage {self.stage.name!r}: no trainable parameters (trainable={self.stage.trainable})")
         opt = torch.optim.AdamW(params, lr=self.opt_spec.lr, betas=tuple(self.opt_spec.betas),
-                                eps=self.opt_spec.eps, weight_decay=self.opt_spec.weight_decay,
-                                fused=fused_adamw(params, precision=str(self.trainer.precision)) or None)
+                                eps=self.opt_spec.eps, weight_decay=self.opt_spec.weight_decay)
         total, spec = self.stage.steps, self.schedule_spec
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(
             step, total_steps=total, warmup_steps=spec.warmup_steps, final_lr_ratio=spec.final_lr_ratio))
