@@ -76,12 +76,12 @@ def test_grip_flips_record_recoveries_from_jaws_closed_on_nothing():
 
 def test_early_closes_shut_the_jaws_before_the_expert_would_and_record_the_recovery():
     """With ``early_closes`` the executed jaws close 1-4 steps before the clean expert first closes them
-    (on nothing, or on the object passed over); the recorded labels there open them again, and the push
-    still succeeds."""
+    (on nothing, or on the object passed over); the recorded labels then open them again (unless the close
+    landed on the push line), and the push still succeeds."""
     from vlakit.data.generate import _run_episode, first_close_step, generation_args
 
     env = TabletopEnv(TabletopConfig(families=("push",)))
-    recoveries = 0
+    recoveries = reopened = 0
     for seed in range(8):
         env.reset(seed=seed)
         first = first_close_step(env.fork())
@@ -94,8 +94,12 @@ def test_early_closes_shut_the_jaws_before_the_expert_would_and_record_the_recov
         closed = np.nonzero(state[:, 2] <= 0.5)[0]
         early = int(closed[0]) - 1  # the step whose executed action closed the jaws
         assert first - 4 <= early <= first - 1 and action[early, -1] < 0  # the label there said open
-        recoveries += int(np.sum((state[:, 2] <= 0.5) & (action[:, -1] < 0)))
-    assert recoveries >= 8  # every episode has labels opening the early-closed jaws
+        opening = int(np.sum((state[:, 2] <= 0.5) & (action[:, -1] < 0)))
+        recoveries += opening
+        reopened += opening >= 1
+    assert recoveries >= 8
+    # a close that lands within PUSH_ACROSS of the push line just pushes; most land off it and reopen
+    assert reopened >= 4
     plain = generation_args(episodes=3, split="train", embodiment="gripper", families=["push"], seed=0,
                             noise=0.1, image_size=64)
     assert "early_closes" not in plain

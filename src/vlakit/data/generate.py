@@ -15,7 +15,9 @@ learned policy makes with its jaws: at that rate per step the executed grip comm
 (jaws closed early, off target; an object dropped on the way), and the expert's labels show how to
 recover. ``early_closes`` adds the one a policy makes most on push and pick-and-place: in that share
 of the episodes the executed jaws close once, 1-4 steps before the expert would close them (where a
-clean run of the expert first closes), beside the object instead of at the spot the expert chose.
+clean run of the expert first closes), beside the object instead of at the spot the expert chose;
+the labels then show the expert opening and lining up again (or pushing, where the close landed on
+the push line).
 
 Episodes are independent (own seed, own env reset), so large datasets are generated and their
 frames PNG-encoded by a pool of worker processes (``workers``, by default one per usable core);
