@@ -36,6 +36,9 @@ def test_embedding_scaled_and_lm_head_tied():
     assert torch.allclose(bb.embed(ids), bb.embedding.weight[ids] * math.sqrt(64))
     h = torch.randn(1, 2, 64)
     assert torch.allclose(bb.logits(h), h @ bb.embedding.weight.t(), atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the LM head's scores stay float32 under autocast
+        scores = bb.logits(h)
+    assert scores.dtype == torch.float32 and torch.allclose(scores, h @ bb.embedding.weight.t(), atol=1e-5)
     names = [n for n, _ in bb.named_parameters()]
     assert sum("embedding" in n for n in names) == 1  # the expert has no embedding or LM head
     assert not any(n.startswith("experts.1.") and "embed" in n for n in names)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlakit.nn.attention import masked_attention
+from vlakit.nn.attention import attention_bias, masked_attention
 from vlakit.nn.norms import AdaRMSNorm, RMSNorm, gated_residual
 from vlakit.nn.rope import apply_rope
 from vlakit.nn.time_embedding import posemb_sincos
@@ -100,3 +100,37 @@ def test_masked_attention_matches_naive_mqa_and_stays_finite_on_empty_rows():
     assert torch.allclose(out[0], naive[0], atol=1e-5)
     assert torch.allclose(out[1, :2], naive[1, :2], atol=1e-5)
     assert torch.isfinite(out).all()
+
+
+def test_masked_attention_logits_are_float32_under_bf16_autocast():
+    # logits 100 and 100.25 from bf16 inputs: bf16 logits would round both to 100 (equal weights)
+    q = torch.tensor([16.0, 1.0]).view(1, 1, 1, 2).to(torch.bfloat16)
+    key = torch.tensor([[6.25, 0.0], [6.25, 0.25]]).view(1, 1, 2, 2).to(torch.bfloat16)
+    v = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 1, 2, 2).to(torch.bfloat16)
+    mask = torch.ones(1, 1, 2, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = masked_attention(q, key, v, mask)
+    expected = torch.softmax(torch.tensor([100.0, 100.25], dtype=torch.float64), -1)  # [0.438, 0.562]
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out[0, 0].double(), expected, atol=4e-3)
+
+
+def test_attention_bias_shared_by_layers_equals_the_boolean_mask():
+    torch.manual_seed(1)
+    b, n, k, t, s, hd = 2, 4, 2, 3, 5, 8
+    q, key, v = torch.randn(b, n, t, hd), torch.randn(b, k, s, hd), torch.randn(b, k, s, hd)
+    mask = torch.rand(b, t, s) > 0.4
+    mask[:, :, 0] = True
+    bias = attention_bias(mask, n)
+    assert bias.shape == (b, n, t, s) and bias.dtype == torch.float32
+    assert torch.equal(masked_attention(q, key, v, bias=bias), masked_attention(q, key, v, mask))
+    # grouped: query heads 0-1 read key/value head 0, heads 2-3 head 1
+    per_group = [masked_attention(q[:, 2 * i:2 * i + 2], key[:, i:i + 1], v[:, i:i + 1], mask) for i in range(2)]
+    assert torch.allclose(masked_attention(q, key, v, mask), torch.cat(
+        [per_group[0].view(b, t, 2, hd), per_group[1].view(b, t, 2, hd)], dim=2).view(b, t, n * hd), atol=1e-6)
+    with pytest.raises(ValueError, match="exactly one"):
+        masked_attention(q, key, v, mask, bias=bias)
+    with pytest.raises(ValueError, match=r"bias must be \[B, N, T, S\]"):
+        masked_attention(q, key, v, bias=bias[:, :2])
+    with pytest.raises(ValueError, match="bool"):
+        attention_bias(mask.float(), n)

@@ -1,6 +1,6 @@
 """Shared layers: attention with KV cache, RMS/adaRMS norms, RoPE, time embedding, segments and masks."""
 
-from vlakit.nn.attention import KVCache, masked_attention
+from vlakit.nn.attention import KVCache, attention_bias, masked_attention
 from vlakit.nn.norms import AdaRMSNorm, RMSNorm, gated_residual
 from vlakit.nn.rope import apply_rope
 from vlakit.nn.segments import Segment, attention_mask, positions, split_outputs, streams_by_expert
@@ -12,6 +12,7 @@ __all__ = [
            "RMSNorm",
            "Segment",
            "apply_rope",
+           "attention_bias",
            "attention_mask",
            "gated_residual",
            "masked_attention",

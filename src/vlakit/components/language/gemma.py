@@ -25,7 +25,7 @@ from vlakit.interfaces.language import (
     LanguageBackbone,
     LanguageBackboneConfig,
 )
-from vlakit.nn.attention import KVCache, masked_attention
+from vlakit.nn.attention import KVCache, attention_bias, masked_attention
 from vlakit.nn.norms import AdaRMSNorm, RMSNorm, gated_residual
 from vlakit.nn.rope import apply_rope
 from vlakit.registry import LANGUAGE_BACKBONES
@@ -177,7 +177,8 @@ class GemmaBackbone(LanguageBackbone):
         return x * math.sqrt(self.expert_widths[0])
 
     def logits(self, hidden: Tensor) -> Tensor:
-        return hidden.float() @ self.embedding.weight.float().t()
+        with torch.autocast(hidden.device.type, enabled=False):  # float32 scores, also under autocast
+            return hidden.float() @ self.embedding.weight.float().t()
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         return list(self.embedding.parameters())
@@ -205,6 +206,7 @@ class GemmaBackbone(LanguageBackbone):
             insulate_at = past + (lengths[0] if active[0] == 0 else 0)
         n_query0 = lengths[0] if active[0] == 0 else 0
         keys, values = [], []
+        bias = attention_bias(attn_mask, self.num_heads)  # one additive mask for every layer
         for layer in range(self.depth):
             blocks = {i: self.experts[i].layers[layer] for i in active}
             qs, ks, vs, gates = [], [], [], {}
@@ -224,12 +226,12 @@ class GemmaBackbone(LanguageBackbone):
                 k = torch.cat([cache.keys[layer], k], dim=2)
                 v = torch.cat([cache.values[layer], v], dim=2)
             if insulate_at is None:
-                out = masked_attention(q, k, v, attn_mask)
+                out = masked_attention(q, k, v, bias=bias)
             else:
                 k_ins = torch.cat([k[:, :, :insulate_at].detach(), k[:, :, insulate_at:]], dim=2)
                 v_ins = torch.cat([v[:, :, :insulate_at].detach(), v[:, :, insulate_at:]], dim=2)
-                out = torch.cat([masked_attention(q[:, :, :n_query0], k, v, attn_mask[:, :n_query0]),
-                                 masked_attention(q[:, :, n_query0:], k_ins, v_ins, attn_mask[:, n_query0:])],
+                out = torch.cat([masked_attention(q[:, :, :n_query0], k, v, bias=bias[:, :, :n_query0]),
+                                 masked_attention(q[:, :, n_query0:], k_ins, v_ins, bias=bias[:, :, n_query0:])],
                                 dim=1)
             for i, part in zip(active, out.split(lengths, dim=1)):
                 blk = blocks[i]
