@@ -134,6 +134,37 @@ def test_first_actions_benchmark_scores_every_split_and_family(policy_dir: Path,
         assert -1.0 <= float(row[2]) <= 1.0 and -1.0 <= float(row[3]) <= 1.0 and 0.0 <= float(row[4]) <= 1.0
 
 
+def test_grasp_closes_measures_the_close_where_the_jaws_shut(policy_dir: Path, capsys) -> None:
+    from vlakit.evaluation.evaluator import make_env
+
+    bench = _benchmark("grasp_closes")
+    spec = load_recipe("pi05_tabletop_tiny").eval.env
+    env = make_env(type(spec).model_validate({**spec.model_dump(), "families": ["pick_place"]}), split="train")
+    closes: list[tuple[float, bool]] = []
+    bench.watch_closes(env, closes)
+    env.reset(seed=0)
+    done = False
+    while not done:  # the scripted expert closes on the object (within 0.012) and grasps it, once
+        _obs, _r, terminated, truncated, _info = env.step(env.expert_action())
+        done = terminated or truncated
+    assert len(closes) == 1 and closes[0][0] <= 0.012 and closes[0][1]
+    env.reset(seed=1)
+    start = float(np.linalg.norm(env.world.positions[env.task.target] - env.world.gripper))
+    env.step(np.array([0.0, 0.0, 1.0]))  # close where it starts: a miss, recorded with its distance
+    assert closes[1] == (pytest.approx(start), False) and start > bench.GRASP_RADIUS
+    assert bench.words("pick up the red cube at 3 5") == "pick up the red cube"
+    assert bench.words("place the red cube in the blue zone to 7 2") == "place the red cube in the blue zone"
+
+    assert bench.main([str(policy_dir), "--episodes", "2", "--split", "train"]) == 0
+    out = capsys.readouterr().out
+    rows = _table_rows(out)
+    assert [r[0] for r in rows][-1] == "all" and len(rows) == len(bench.BANDS)
+    counts = [(int(r[1]), int(r[2])) for r in rows]
+    assert sum(c for c, _ in counts[:-1]) == counts[-1][0] and sum(g for _, g in counts[:-1]) == counts[-1][1]
+    assert all(g == 0 for _, g in counts[1:-1])  # nothing is grasped beyond the grasp radius
+    assert "after a miss" in out
+
+
 def test_first_actions_reads_the_point_head_where_there_is_one(tmp_path: Path, capsys) -> None:
     recipe = load_recipe("pi05_tabletop_tiny", [f"data.cache_dir={tmp_path / 'cache'}", "backend.type=cpu",
                                                 "model.heads.flow_matching.point_weight=1.0",
