@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -220,6 +221,20 @@ def test_background_process_leaves_no_temp_folder(cache, stats, tmp_path, monkey
     assert not list(tmp_path.glob("pymp-*"))
 
 
+def test_a_child_that_will_not_stop_is_terminated_and_its_temp_folder_removed(tmp_path, monkeypatch):
+    """A child stuck in making a batch (or killed) cannot remove its own temp folder at exit; the
+    parent terminates it after the stop timeout and removes the folder itself."""
+    from vlakit.data import background
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(background, "_STOP_TIMEOUT_S", 0.5)
+    stuck = background.BackgroundLoader(_stuck_loader, prefetch=1)
+    assert stuck.state_dict() == {"position": 0}  # the child started and reported where it begins
+    assert len(list(tmp_path.glob("pymp-*"))) == 1
+    stuck.close()  # the child sleeps inside next(): terminated after 0.5 s
+    assert not list(tmp_path.glob("pymp-*"))
+
+
 def test_background_process_errors_reach_the_trainer(tmp_path):
     """A data error in the child is raised in the parent, with its type and message."""
     from vlakit.data.background import BackgroundLoader
@@ -335,3 +350,23 @@ def test_web_style_vqa_names_pairs_the_robot_data_never_shows():
 
     assert len(named("all")) >= 3
     assert named("split") == set()
+
+
+class _StuckLoader:
+    """A loader whose batches never come (a child that does not stop when asked)."""
+
+    def state_dict(self):
+        return {"position": 0}
+
+    def load_state_dict(self, state) -> None:
+        pass
+
+    def clipped_fractions(self):
+        return {}
+
+    def __next__(self):
+        time.sleep(600)
+
+
+def _stuck_loader():
+    return _StuckLoader()

@@ -14,6 +14,7 @@ import copy
 import multiprocessing
 import os
 import queue as queue_mod
+import shutil
 import traceback
 import weakref
 from collections.abc import Callable
@@ -34,7 +35,8 @@ def _child(factory: Callable[[], Any], state: dict[str, Any] | None, out: Any, s
         loader = factory()
         if state is not None:
             loader.load_state_dict(state)
-        out.put(("state", loader.state_dict(), None))
+        # the folder of the listener that hands tensors over: the parent removes it if this process is killed
+        out.put(("state", loader.state_dict(), multiprocessing.util.get_temp_dir()))
         while not stop.is_set():
             batch = next(loader)
             out.put(("batch", (batch, loader.state_dict()), loader.clipped_fractions()))
@@ -85,9 +87,11 @@ class BackgroundLoader:
         self._proc = ctx.Process(target=_child, args=(self._factory, self._state, self._queue, self._stop),
                                  daemon=True, name="vlakit-batches")
         self._proc.start()
-        self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._queue, self._stop)
-        kind, state, _ = self._receive()
+        child_tmp: list[str] = []  # filled once the child reports its temp folder
+        self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._queue, self._stop, child_tmp)
+        kind, state, tmp = self._receive()
         assert kind == "state"
+        child_tmp.append(tmp)
         self._state = state
 
     def _receive(self) -> tuple[str, Any, Any]:
@@ -141,16 +145,22 @@ class BackgroundLoader:
         return dict(self._clipped)
 
 
-def _shutdown(proc: Any, queue: Any, stop: Any) -> None:
+#: seconds a stopped child may take to finish its batch and exit before it is terminated
+_STOP_TIMEOUT_S = 5.0
+
+
+def _shutdown(proc: Any, queue: Any, stop: Any, child_tmp: list[str]) -> None:
     stop.set()
     try:  # unblock a child waiting to put a batch
         while True:
             queue.get_nowait()
     except Exception:
         pass
-    proc.join(timeout=5)
+    proc.join(timeout=_STOP_TIMEOUT_S)
     if proc.is_alive():
         proc.terminate()
-        proc.join(timeout=5)
+        proc.join(timeout=_STOP_TIMEOUT_S)
     queue.close()
     queue.cancel_join_thread()
+    for folder in child_tmp:  # a child that exits cleanly removes it; a terminated one cannot
+        shutil.rmtree(folder, ignore_errors=True)
