@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if spec.type != "tabletop":
         raise SystemExit(f"grasp_closes needs the tabletop world; the policy evaluates on {spec.type!r}")
     replan = args.replan_every or recipe.eval.replan_every
-    envs = [make_env(type(spec).model_validate({**spec.model_dump(), "families": ["pick_place"]}), split=args.split)
-            for _ in range(args.episodes)]
+    pick_place = type(spec).model_validate({**spec.model_dump(), "families": ["pick_place"]})
+    envs = [make_env(pick_place, split=args.split) for _ in range(args.episodes)]
     closes: list[tuple[float, bool]] = []  # (distance to the object at the close, grasped it)
     for env in envs:
         watch_closes(env, closes)
