@@ -7,10 +7,11 @@ import pytest
 import torch
 
 try:  # one_thread is an autouse fixture
-    from ._doubles import batch, one_thread, tiny_policy
+    from ._doubles import batch, observation, one_thread, tiny_policy
 except ImportError:  # run as a rootdir module
-    from _doubles import batch, one_thread, tiny_policy  # type: ignore[no-redef]  # noqa: F401
+    from _doubles import batch, observation, one_thread, tiny_policy  # type: ignore[no-redef]  # noqa: F401
 from vlakit.policy import PolicyInputError
+from vlakit.types import Observation
 
 
 def test_losses_are_named_and_restricted():
@@ -94,3 +95,28 @@ def test_tiny_pi05_overfits_one_batch():
         history.append(loss.item())
     first, last = sum(history[:10]) / 10, sum(history[-10:]) / 10
     assert last * 10 <= first, (first, last)
+
+
+def test_prompts_are_padded_to_the_batch_longest_and_padding_does_not_change_outputs():
+    """The prompt segment is as long as the batch's longest prompt, not ``max_token_len``; a sample's
+    prefix outputs are the same whatever the padding its batch-mates force on it."""
+    policy = tiny_policy("pi05_tiny").eval()
+    obs = observation(policy.spec, 2)
+    obs.prompt = ["lift", "put the blue block in the bowl next to the red block"]
+    ids = policy.text_tokenizer.encode(policy.state_encoder.prompt(tasks=obs.prompt, state=obs.state,
+                                                                   state_mask=obs.state_mask), add_bos=True)
+    lengths = [len(x) for x in ids]
+    assert lengths[0] < lengths[1] < policy.spec.max_token_len
+    prompt = policy.prefix_segments(obs)[-1]
+    assert prompt.name == "prompt" and prompt.embeds.shape[1] == lengths[1]
+    assert prompt.valid.sum(dim=1).tolist() == lengths
+    alone = Observation(images={c: x[:1] for c, x in obs.images.items()},
+                        image_masks={c: x[:1] for c, x in obs.image_masks.items()},
+                        state=obs.state[:1], state_mask=obs.state_mask[:1], prompt=obs.prompt[:1])
+    with torch.no_grad():
+        both = policy.runner.run(policy.prefix_segments(obs)).hidden
+        one = policy.runner.run(policy.prefix_segments(alone)).hidden
+    assert one["prompt"].shape[1] == lengths[0]
+    assert torch.allclose(one["prompt"][0], both["prompt"][0, :lengths[0]], atol=1e-5)
+    for cam in policy.spec.cameras:
+        assert torch.allclose(one[f"image/{cam}"][0], both[f"image/{cam}"][0], atol=1e-5)

@@ -1,4 +1,4 @@
-"""``tabletop_scenes``: overhead tabletop images labelled per token cell -- the "web images" of the world.
+"""``tabletop_scenes``: tabletop images labelled per token cell -- the "web images" of the world.
 
 Each cell of the encoder's grid is labelled with the object whose centre lies in it (its colour, its
 shape, and where in the cell the centre is, in [-1, 1]) and with the colour of the zone under the
@@ -10,6 +10,10 @@ including the pairs the robot data never shows (they are the world's held-out ``
 robot episodes still only show the ``train`` pairs. ``pairs: split`` restricts the scenes to the
 training pairs (an ablation). The homes (table styles) are always the training ones; the held-out
 evaluation set uses the unseen homes and the unseen pairs.
+
+The images are overhead views; ``wrist: p`` makes a share ``p`` of them wrist views next to an object
+(the gripper within ``wrist_near`` of it), labelled the same way on the wrist image's grid, so the
+encoder also learns where an object sits relative to the jaws.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class TabletopScenesConfig(ComponentConfig):
                                                                 "every one (web-style) or the train split's")
     image_size: int = Field(64, ge=16, le=512)
     objects_in_zones: float = Field(0.3, ge=0, le=1, description="probability an object starts inside a zone")
+    wrist: float = Field(0.0, ge=0, le=1, description="share of the images seen by the wrist camera instead "
+                                                       "of the overhead one, labelled on the same grid")
+    wrist_near: float = Field(0.15, gt=0, le=1, description="a wrist image's gripper sits within this of an "
+                                                            "object on both axes (table units)")
 
     def build(self, **context: Any) -> TabletopScenes:
         return TabletopScenes(self)
@@ -57,7 +65,7 @@ class TabletopScenes(VisionTask):
     def generate(self, num: int, *, grid: int, seed: int, held_out: bool = False) -> DenseData:
         from vlakit.envs.tabletop import scene as sc
         from vlakit.envs.tabletop.embodiments import FreeGripper
-        from vlakit.envs.tabletop.render import OVERHEAD_EXTENT, Renderer
+        from vlakit.envs.tabletop.render import OVERHEAD_EXTENT, WRIST_FOV, Renderer
 
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
@@ -72,24 +80,37 @@ class TabletopScenes(VisionTask):
         zone = np.full((num, cells), len(self.colours), np.int64)
         offset = np.full((num, cells, 2), np.nan, np.float32)
         lo, hi = OVERHEAD_EXTENT
-        # cell centres in world coordinates (row 0 = top of the image = far side of the table, +y)
-        centres = (np.arange(grid) + 0.5) / grid * (hi - lo)
-        cx, cy = np.meshgrid(lo + centres, hi - centres)
+        # cell centres as fractions of the image, row 0 at the top (the far side of the table, +y)
+        frac = (np.arange(grid) + 0.5) / grid
+        fx, fy = np.meshgrid(frac, frac)
         for i in range(num):
             scene = sc.sample_scene(rng, split=split, num_objects=int(rng.integers(2, 5)), zone_colours=2,
                                     with_bin=False, objects_in_zones=self.config.objects_in_zones, pairs=pairs)
             gripper = FreeGripper()
             gripper.reset(rng)
             renderer.set_scene(scene)
-            images[i] = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0,
-                                        held=-1, links=None)["overhead"]
+            # (no draw at wrist 0: the overhead-only images stay those of earlier versions)
+            wrist = self.config.wrist > 0 and bool(rng.random() < self.config.wrist)
+            if wrist:  # looking down next to an object, as before a grasp or a push
+                near = scene.positions[int(rng.integers(len(scene.positions)))]
+                at = np.clip(near + rng.uniform(-self.config.wrist_near, self.config.wrist_near, size=2), 0.0, 1.0)
+                images[i] = renderer.render(positions=scene.positions, gripper=at, aperture=float(rng.uniform()),
+                                            held=-1, links=None)["wrist"]
+                left, top, extent = at[0] - WRIST_FOV / 2, at[1] + WRIST_FOV / 2, WRIST_FOV
+            else:
+                images[i] = renderer.render(positions=scene.positions, gripper=gripper.position, aperture=1.0,
+                                            held=-1, links=None)["overhead"]
+                left, top, extent = lo, hi, hi - lo
+            cx, cy = left + fx * extent, top - fy * extent
             for z in scene.zones:
                 inside = ((np.abs(cx - z.centre[0]) <= z.half) & (np.abs(cy - z.centre[1]) <= z.half)).ravel()
                 zone[i, inside] = self.colours.index(z.colour)
             best = np.full(cells, np.inf)
             for obj, (x, y) in zip(scene.objects, scene.positions):
-                u, v = (x - lo) / (hi - lo) * grid, (hi - y) / (hi - lo) * grid
-                col, row = min(grid - 1, max(0, int(u))), min(grid - 1, max(0, int(v)))
+                u, v = (x - left) / extent * grid, (top - y) / extent * grid
+                if not (0 <= u < grid and 0 <= v < grid):
+                    continue  # outside the image (a wrist image shows part of the table)
+                col, row = int(u), int(v)
                 k = row * grid + col
                 du, dv = (u - col - 0.5) * 2, (v - row - 0.5) * 2
                 if du * du + dv * dv < best[k]:  # two centres in one cell: label the one nearer its centre
