@@ -18,7 +18,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +71,9 @@ def main() -> None:
     recipes = {name: load_recipe(args.recipe, common + extra) for name, extra in variants}
     base = recipes["recipe"]
     stages = {s.name: s for s in base.train.stages}
-    stage = stages[args.stage] if args.stage else base.train.stages[-1]
     if args.stage and args.stage not in stages:
         raise SystemExit(f"recipe {args.recipe!r} has no stage {args.stage!r}; its stages: {sorted(stages)}")
+    stage = stages[args.stage] if args.stage else base.train.stages[-1]
     with tempfile.TemporaryDirectory(prefix="vlakit-step-time-") as tmp:
         norm_stats, action_tok = prepare_inputs(base, out_dir=Path(tmp), console=Console(), progress=True, write=False)
     loader = build_train_loader(with_weights(base.data, stage.mixture or {}), model_spec=base.model,
@@ -85,9 +84,7 @@ def main() -> None:
     for name, recipe in recipes.items():
         seed_everything(recipe.train.seed)
         policies[name] = build_policy(recipe, device="cpu", action_tokenizer=action_tok).train()
-        backend = select_backend(recipe.backend, precision=recipe.train.precision)
-        autocasts[name] = (torch.autocast("cpu", dtype=torch.bfloat16) if backend.precision == "bf16-mixed"
-                           else nullcontext())
+        autocasts[name] = select_backend(recipe.backend, precision=recipe.train.precision).autocast()
         torch.set_num_threads(args.threads)  # the backend may have set its own
     print(f"stage {stage.name!r}, losses {losses}, batch {base.data.batch_size}, {args.threads} threads, "
           f"{args.rounds} rounds of {args.steps} steps")

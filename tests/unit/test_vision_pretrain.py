@@ -61,8 +61,8 @@ def test_scene_pairs_training_all_or_train_only_and_held_out_unseen():
 
 
 def test_wrist_share_mixes_wrist_views_into_the_overhead_ones():
-    """``wrist: p`` turns about a share p of the images into wrist views (close-ups: an object covers
-    far more pixels than overhead); the overhead ones are those of ``wrist: 0``."""
+    """``wrist: p`` turns about a share p of the images into wrist views (the jaws at the centre), which
+    show fewer objects than the overhead ones; ``wrist: 0`` makes none."""
     mixed, overhead = _task(wrist=0.5).generate(60, grid=4, seed=5), _task().generate(60, grid=4, seed=5)
 
     def has_jaws(img):  # the wrist camera's jaws: two near-black one-pixel lines about the centre
