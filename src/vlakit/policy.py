@@ -16,6 +16,7 @@ step (tests and benchmarks).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
@@ -46,14 +47,40 @@ class PolicyInputError(VlakitError, ValueError):
 
 
 class PointQuery(nn.Module):
-    """``model.point_query``: a learned query token on expert 0 and a linear read-out of where the
-    subtask happens (``[object_x, object_y, zone_x, zone_y]``), scaled as in
-    :mod:`vlakit.nn.point_regression`."""
+    """``model.point_query``: a learned query token on expert 0 and a read-out of where the subtask
+    happens (``[object_x, object_y, zone_x, zone_y]``), scaled as in :mod:`vlakit.nn.point_regression`.
 
-    def __init__(self, width: int) -> None:
+    The read-out is linear in the query's last hidden state, or with ``pointer`` (a camera) an
+    attention pointer over that camera's image tokens: per slot (object, zone) the query's hidden
+    state scores each token's hidden state, and the point is the scored mean of the tokens' cell
+    positions (learned, starting at the centres of a grid over the table) plus a per-token offset
+    read from the token. Choosing the named object's cells is then a direct function of the scores,
+    instead of something the linear read-out must find through every attention layer first.
+    """
+
+    def __init__(self, width: int, *, pointer: str | None = None, num_tokens: int = 0, key_dim: int = 32) -> None:
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        self.head = nn.Linear(width, POINT_DIM)
+        self.pointer = pointer
+        if pointer is None:
+            self.head = nn.Linear(width, POINT_DIM)
+            return
+        grid = math.isqrt(num_tokens)
+        if grid * grid != num_tokens:
+            raise ValueError(f"point_query.pointer needs a square grid of image tokens, camera {pointer!r} has "
+                             f"{num_tokens}")
+        self.key_dim = key_dim
+        self.slots = POINT_DIM // 2
+        self.q_proj = nn.Linear(width, self.slots * key_dim)
+        self.k_proj = nn.Linear(width, key_dim)
+        self.offset = nn.Linear(width, 2)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        # token t = row * grid + col, row 0 at the image's top (the table's far side, +y), scaled coordinates
+        centre = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid
+        x = centre.repeat(grid)
+        y = (1.0 - centre).repeat_interleave(grid)
+        self.cells = nn.Parameter(4.0 * (torch.stack([x, y], dim=-1) - 0.5))
 
     def segment(self, batch_size: int, device: torch.device) -> Segment:
         """One token after the prompt, in a block of its own, attended by no other segment."""
@@ -61,9 +88,18 @@ class PointQuery(nn.Module):
                        torch.ones(batch_size, 1, dtype=torch.bool, device=device), expert=0, attention="block",
                        visibility="none")
 
-    def scaled(self, hidden: Tensor) -> Tensor:
-        """``[B, 1, D]`` query hidden state -> ``[B, 4]`` prediction in the scaled coordinates."""
-        return self.head(hidden[:, 0].to(self.head.weight.dtype)).float()
+    def scaled(self, hidden: dict[str, Tensor]) -> Tensor:
+        """A run's hidden states (the query's ``[B, 1, D]``, and with ``pointer`` the camera's image
+        tokens) -> ``[B, 4]`` prediction in the scaled coordinates."""
+        h = hidden["point_query"][:, 0]
+        if self.pointer is None:
+            return self.head(h.to(self.head.weight.dtype)).float()
+        image = hidden[f"image/{self.pointer}"].float()  # [B, N, D]
+        q = self.q_proj(h.float()).view(h.shape[0], self.slots, self.key_dim)  # [B, S, K]
+        k = self.k_proj(image)  # [B, N, K]
+        weights = torch.softmax(torch.einsum("bsk,bnk->bsn", q, k) * self.key_dim ** -0.5, dim=-1)
+        where = self.cells.unsqueeze(0) + self.offset(image)  # [B, N, 2]
+        return torch.einsum("bsn,bnc->bsc", weights, where).flatten(1)
 
 
 class VLAPolicy(nn.Module):
@@ -86,7 +122,8 @@ class VLAPolicy(nn.Module):
         self.text_tokenizer = text_tokenizer
         self.action_tokenizer = action_tokenizer
         self.runner = SequenceRunner(language, knowledge_insulation=spec.knowledge_insulation)
-        self.point_query = PointQuery(language.expert_widths[0]) if spec.point_query is not None else None
+        self.point_query = (PointQuery(language.expert_widths[0], pointer=spec.point_query.pointer,
+                                       num_tokens=vision.num_tokens) if spec.point_query is not None else None)
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
@@ -213,10 +250,10 @@ class VLAPolicy(nn.Module):
                 w = text[2].flatten().float()
                 out[TEXT_LOSS] = (ce * w).sum() / w.sum().clamp_min(1.0)
         if POINT_LOSS in wanted:
-            out[POINT_LOSS] = self._point_loss(batch, result.hidden["point_query"])
+            out[POINT_LOSS] = self._point_loss(batch, result.hidden)
         return out
 
-    def _point_loss(self, batch: Batch, hidden: Tensor) -> Tensor:
+    def _point_loss(self, batch: Batch, hidden: dict[str, Tensor]) -> Tensor:
         """Squared error of the point query over the batch's known subtask point entries (NaN: none);
         a zero that keeps the graph when no sample in the batch has a point."""
         assert self.point_query is not None
@@ -386,7 +423,7 @@ class VLAPolicy(nn.Module):
         """The point query's prediction in table coordinates ``[B, dim]``, or None without a query."""
         if self.point_query is None:
             return None
-        return to_table(self.point_query.scaled(result.hidden["point_query"]))
+        return to_table(self.point_query.scaled(result.hidden))
 
     def _act(self, observation: Observation, context: Context, *, noise: Tensor | None,
              num_steps: int | None, subtask: list[str] | None = None, points: Tensor | None = None,

@@ -50,7 +50,7 @@ def test_point_loss_reads_known_entries_only_and_trains_the_query():
     assert policy.point_query.query.grad.abs().sum() > 0 and policy.point_query.head.weight.grad.abs().sum() > 0
     with torch.no_grad():  # the loss is the mean squared error over the 6 known entries, scaled 4 (p - 0.5)
         seg = policy.prefix_segments(b.observation) + [policy.point_query.segment(3, policy.device)]
-        pred = policy.point_query.scaled(policy.runner.run(seg).hidden["point_query"])
+        pred = policy.point_query.scaled(policy.runner.run(seg).hidden)
         known = torch.isfinite(b.subtask_point)
         expected = (pred[known] - 4 * (b.subtask_point[known] - 0.5)).pow(2).mean()
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-4, atol=1e-5)
@@ -264,3 +264,61 @@ def test_decoding_sees_the_positions_training_saw(recipe_set, monkeypatch):
     first = seen[0]
     assert first.shape == trained.shape
     torch.testing.assert_close(first, trained, rtol=1e-4, atol=1e-4)
+
+
+POINTER = ("model.inference.predict_subtask=true", "model.inference.max_subtask_tokens=4",
+           "model.point_query={bins: 10, pointer: base_0_rgb}")
+
+
+def test_pointer_reads_the_scored_tokens_cell_positions():
+    """With ``pointer`` each slot's point is the scored mean of the camera's token cells (row-major,
+    row 0 at the table's far side) plus the tokens' offsets: a token that takes all the score gives
+    its own cell; equal scores give the grid's centre."""
+    from vlakit.nn.point_regression import to_table
+    from vlakit.policy import PointQuery
+
+    pq = PointQuery(8, pointer="cam", num_tokens=16, key_dim=4)
+    image = torch.zeros(1, 16, 8)
+    image[0, 6, 0] = 1.0  # token 6: row 1, column 2
+    image[0, 13, 1] = 1.0  # token 13: row 3, column 1
+    query = torch.zeros(1, 1, 8)
+    query[0, 0, 2] = 1.0
+    with torch.no_grad():
+        pq.k_proj.weight.zero_()
+        pq.k_proj.bias.zero_()
+        pq.q_proj.weight.zero_()
+        pq.q_proj.bias.zero_()
+        uniform = to_table(pq.scaled({"point_query": query, "image/cam": image}))
+        pq.k_proj.weight[0, 0] = 1.0  # key 0 <- feature 0 (token 6), key 1 <- feature 1 (token 13)
+        pq.k_proj.weight[1, 1] = 1.0
+        pq.q_proj.weight[0, 2] = 200.0  # object slot asks key 0, zone slot (keys 4..7) asks key 1
+        pq.q_proj.weight[5, 2] = 200.0
+        picked = to_table(pq.scaled({"point_query": query, "image/cam": image}))
+    torch.testing.assert_close(uniform, torch.full((1, 4), 0.5))
+    torch.testing.assert_close(picked, torch.tensor([[0.625, 0.625, 0.375, 0.125]]), atol=1e-4, rtol=0)
+    with torch.no_grad():  # a token's offset moves the point it gives
+        pq.offset.bias.fill_(0.4)
+        moved = to_table(pq.scaled({"point_query": query, "image/cam": image}))
+    torch.testing.assert_close(moved, picked + 0.1, atol=1e-4, rtol=0)
+
+
+def test_pointer_trains_from_the_point_loss():
+    policy = tiny_policy("pi05_tiny", *POINTER)
+    assert not hasattr(policy.point_query, "head")
+    b = batch(policy.spec, 2)
+    b.subtask_point = torch.tensor([[0.2, 0.7, float("nan"), float("nan")], [0.5, 0.5, 0.9, 0.1]])
+    policy.compute_loss(b, losses=["point"])["point"].backward()
+    pq = policy.point_query
+    for name in ("query", "q_proj.weight", "k_proj.weight", "offset.weight", "cells"):
+        grad = pq.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.vision.parameters())
+
+
+def test_pointer_camera_must_be_a_model_camera():
+    with pytest.raises(RecipeError, match="point_query.pointer 'overhead' is not one of model.cameras"):
+        load_recipe("pi05_tiny", ["model.point_query={bins: 10, pointer: overhead}"])
+    from vlakit.policy import PointQuery
+
+    with pytest.raises(ValueError, match="square grid"):
+        PointQuery(8, pointer="cam", num_tokens=12)

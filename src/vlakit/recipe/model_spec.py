@@ -127,6 +127,10 @@ class PointQuerySpec(FrozenModel):
     fill_subtask: bool = True
     #: point by asking (see :class:`PointAskSpec`); None: the query reads the robot's own prompt
     ask: PointAskSpec | None = None
+    #: a camera of ``model.cameras``: read the point out as an attention pointer over that camera's
+    #: image tokens (a square grid over the table, top = far side), see :class:`vlakit.policy.PointQuery`;
+    #: None: a linear read-out of the query
+    pointer: str | None = None
 
 
 class ModelSpec(FrozenModel):
@@ -178,3 +182,10 @@ class ModelSpec(FrozenModel):
         if len(set(v)) != len(v):
             raise ValueError(f"camera names must be unique, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _pointer_camera(self) -> ModelSpec:
+        pointer = self.point_query.pointer if self.point_query is not None else None
+        if pointer is not None and pointer not in self.cameras:
+            raise ValueError(f"point_query.pointer {pointer!r} is not one of model.cameras {self.cameras}")
+        return self
