@@ -113,7 +113,8 @@ class PointQuerySpec(FrozenModel):
     """A learned query token on the VLM that regresses where the current subtask happens.
 
     The query joins the sequence after the prompt (a block of its own that no other token attends),
-    a linear layer reads its last hidden state, and the ``point`` loss (weighted per stage) is the
+    a linear layer reads its last hidden state (or, with ``pointer``, it scores a camera's image
+    tokens and points at their cells), and the ``point`` loss (weighted per stage) is the
     squared error against the data's subtask points (``Batch.subtask_point``: tabletop sources carry
     ``[object_x, object_y, zone_x, zone_y]``). At inference, with ``fill_subtask``, the predicted
     subtask's grid numbers (`` at I J`` / `` to I J``, see :mod:`vlakit.components.text.points`) are
