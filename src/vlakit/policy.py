@@ -94,12 +94,13 @@ class PointQuery(nn.Module):
         h = hidden["point_query"][:, 0]
         if self.pointer is None:
             return self.head(h.to(self.head.weight.dtype)).float()
-        image = hidden[f"image/{self.pointer}"].float()  # [B, N, D]
-        q = self.q_proj(h.float()).view(h.shape[0], self.slots, self.key_dim)  # [B, S, K]
+        dtype = self.q_proj.weight.dtype  # the weights' dtype, as for the linear read-out (bf16-true too)
+        image = hidden[f"image/{self.pointer}"].to(dtype)  # [B, N, D]
+        q = self.q_proj(h.to(dtype)).view(h.shape[0], self.slots, self.key_dim)  # [B, S, K]
         k = self.k_proj(image)  # [B, N, K]
         weights = torch.softmax(torch.einsum("bsk,bnk->bsn", q, k) * self.key_dim ** -0.5, dim=-1)
         where = self.cells.unsqueeze(0) + self.offset(image)  # [B, N, 2]
-        return torch.einsum("bsn,bnc->bsc", weights, where).flatten(1)
+        return torch.einsum("bsn,bnc->bsc", weights, where).flatten(1).float()
 
 
 class VLAPolicy(nn.Module):

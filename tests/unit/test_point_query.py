@@ -300,6 +300,11 @@ def test_pointer_reads_the_scored_tokens_cell_positions():
         pq.offset.bias.fill_(0.4)
         moved = to_table(pq.scaled({"point_query": query, "image/cam": image}))
     torch.testing.assert_close(moved, picked + 0.1, atol=1e-4, rtol=0)
+    pq.to(torch.bfloat16)  # bf16-true weights and hidden states: the read-out runs and gives float32
+    with torch.no_grad():
+        low = to_table(pq.scaled({"point_query": query.bfloat16(), "image/cam": image.bfloat16()}))
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, moved, atol=2e-2, rtol=0)
 
 
 def test_pointer_trains_from_the_point_loss():
