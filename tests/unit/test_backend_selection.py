@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
 from typing import Literal
 
 import pytest
@@ -89,6 +92,42 @@ def test_cpu_autocast_runs_bf16_matmuls():
         assert (x @ x).dtype == torch.bfloat16
     with cpu_mod.CpuBackend(precision="32-true").autocast():
         assert (x @ x).dtype == torch.float32
+
+
+_CHURN = """
+import ctypes, resource, sys, torch
+from vlakit.backends import cpu
+
+def churn():  # a training step's pattern: many large tensors alive at once, then all freed
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for i in range(10):
+        held = [torch.ones((1 << 18) * (1 + (j + i) % 5)) for j in range(12)]
+        del held
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+libc = ctypes.CDLL("libc.so.6")  # glibc's thresholds before it adapts them: 128 KiB mmap and trim
+assert libc.mallopt(-3, 128 << 10) == 1 and libc.mallopt(-1, 128 << 10) == 1
+churn()
+before = churn()
+backend = cpu.CpuConfig(type="cpu").build()  # keep_freed_memory is the default
+churn()
+print(before, churn(), backend.malloc[0], backend.describe())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc malloc setting")
+def test_cpu_backend_keeps_freed_memory_out_of_page_faults():
+    """Each step's activations would otherwise come back as fresh zeroed pages (20 % of a CPU step)."""
+    out = subprocess.run([sys.executable, "-c", _CHURN], capture_output=True, text=True, check=True).stdout
+    before, after, applied, described = out.split(maxsplit=3)
+    assert applied == "True" and "keeps freed memory" in described
+    assert int(before) > 1000  # the churn pages memory in and out under glibc's small thresholds
+    assert int(after) < int(before) // 20
+
+
+def test_keep_freed_memory_can_be_turned_off():
+    backend = select_backend(cpu_mod.CpuConfig(keep_freed_memory=False))
+    assert backend.malloc is None and "malloc" not in backend.describe()
 
 
 def test_auto_picks_highest_available_priority(fake_backends):
