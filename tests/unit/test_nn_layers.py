@@ -10,7 +10,7 @@ import torch
 
 from vlakit.nn.attention import attention_bias, masked_attention
 from vlakit.nn.norms import AdaRMSNorm, RMSNorm, gated_residual
-from vlakit.nn.rope import apply_rope
+from vlakit.nn.rope import apply_rope, rope_cos_sin, rotate
 from vlakit.nn.time_embedding import posemb_sincos
 
 
@@ -74,6 +74,10 @@ def test_rope_half_split_matches_pairwise_rotation_and_is_relative():
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
     dots = [(apply_rope(q, torch.tensor([[m]])) * apply_rope(k, torch.tensor([[m - 3]]))).sum() for m in (3, 10, 77)]
     assert torch.allclose(torch.stack(dots), dots[0].expand(3), atol=1e-4)
+    cos, sin = rope_cos_sin(pos, 8)  # one rotation shared by layers (as gemma does) is the same rotation
+    torch.testing.assert_close(rotate(x, cos, sin), out)
+    with pytest.raises(ValueError, match="head_dim 8 applied to head_dim 4"):
+        rotate(x[..., :4], cos, sin)
 
 
 def test_posemb_sincos_layout_and_periods():

@@ -89,3 +89,41 @@ def test_ema_follows_the_model_to_another_device():
     net.to("meta")
     ema.update(net)
     assert all(t.device.type == "meta" for t in ema.shadow.values())
+
+
+def _adamw_trajectory(implementation: str, steps: int = 5) -> tuple[torch.optim.AdamW, list[torch.Tensor]]:
+    from vlakit.recipe.train_spec import OptimizerSpec
+    from vlakit.training.module import build_adamw
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 2))
+    opt = build_adamw(list(net.parameters()), OptimizerSpec(lr=1e-2, weight_decay=0.1,
+                                                            implementation=implementation))
+    x = torch.randn(16, 6)
+    for _ in range(steps):
+        net(x).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    return opt, [p.detach().clone() for p in net.parameters()]
+
+
+def test_adamw_implementations_take_the_same_steps():
+    _, reference = _adamw_trajectory("loop")
+    moved = [p for p in reference]
+    for impl in ("fused", "foreach", "auto"):
+        _, params = _adamw_trajectory(impl)
+        for a, b in zip(params, reference):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    _, start = _adamw_trajectory("loop", steps=0)
+    assert any(not torch.equal(a, b) for a, b in zip(start, moved))  # the steps did move the weights
+
+
+def test_adamw_auto_fuses_on_cpu_but_not_where_torch_cannot():
+    from vlakit.recipe.train_spec import OptimizerSpec
+    from vlakit.training.module import build_adamw
+
+    opt, _ = _adamw_trajectory("auto", steps=0)
+    assert opt.defaults["fused"] is True
+    meta = [nn.Parameter(torch.empty(3, device="meta"))]
+    assert not build_adamw(meta, OptimizerSpec()).defaults["fused"]
+    assert _adamw_trajectory("loop", steps=0)[0].defaults["foreach"] is False

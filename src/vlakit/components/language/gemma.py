@@ -27,7 +27,7 @@ from vlakit.interfaces.language import (
 )
 from vlakit.nn.attention import KVCache, attention_bias, masked_attention
 from vlakit.nn.norms import AdaRMSNorm, RMSNorm, gated_residual
-from vlakit.nn.rope import apply_rope
+from vlakit.nn.rope import rope_cos_sin, rotate
 from vlakit.registry import LANGUAGE_BACKBONES
 
 #: variant -> (width, depth, mlp_dim, num_heads, num_kv_heads, head_dim); openpi `gemma.get_config`
@@ -207,6 +207,10 @@ class GemmaBackbone(LanguageBackbone):
         n_query0 = lengths[0] if active[0] == 0 else 0
         keys, values = [], []
         bias = attention_bias(attn_mask, self.num_heads)  # one additive mask for every layer
+        # and one rotation; the queries' carries the 1/sqrt(head_dim) logit scale
+        cos, sin = rope_cos_sin(positions, self.head_dim, max_wavelength=self.rope_max_wavelength)
+        scale = self.head_dim ** -0.5
+        q_cos, q_sin = cos * scale, sin * scale
         for layer in range(self.depth):
             blocks = {i: self.experts[i].layers[layer] for i in active}
             qs, ks, vs, gates = [], [], [], {}
@@ -217,9 +221,9 @@ class GemmaBackbone(LanguageBackbone):
                 ks.append(blocks[i].k_proj(h).view(b, n, self.num_kv_heads, self.head_dim))
                 vs.append(blocks[i].v_proj(h).view(b, n, self.num_kv_heads, self.head_dim))
             q = torch.cat(qs, dim=1).transpose(1, 2)
-            k = apply_rope(torch.cat(ks, dim=1).transpose(1, 2), positions, max_wavelength=self.rope_max_wavelength)
+            k = rotate(torch.cat(ks, dim=1).transpose(1, 2), cos, sin)
             v = torch.cat(vs, dim=1).transpose(1, 2)
-            q = apply_rope(q, positions, max_wavelength=self.rope_max_wavelength) * self.head_dim ** -0.5
+            q = rotate(q, q_cos, q_sin)
             keys.append(k)
             values.append(v)
             if cache is not None:
