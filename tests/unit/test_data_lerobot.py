@@ -14,8 +14,8 @@ import pytest
 
 from vlakit.data.errors import DatasetError
 from vlakit.data.generate import generate_tabletop_dataset, is_complete
-from vlakit.data.lerobot_format import encode_png
 from vlakit.data.lerobot_reader import LeRobotDataset
+from vlakit.data.png import encode_png
 from vlakit.envs.tabletop import TabletopConfig, TabletopEnv
 
 

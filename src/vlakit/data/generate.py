@@ -54,13 +54,13 @@ from vlakit.data.lerobot_format import (
     STATS_PATH,
     TASKS_PATH,
     arrow_column,
-    encode_png,
     feature_stats,
     image_stats,
     jsonable,
     write_table,
     write_tasks,
 )
+from vlakit.data.png import encode_png
 from vlakit.io import atomic_write_bytes, atomic_write_text
 
 FPS = 10

@@ -25,8 +25,8 @@ from vlakit.data.lerobot_format import (
     INFO_PATH,
     STATS_PATH,
     TASKS_PATH,
-    decode_png,
 )
+from vlakit.data.png import decode_png
 
 
 class LeRobotDataset:
