@@ -50,11 +50,14 @@ def _texture(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _surface(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """float32 ``[h, w, 3]``: the textured table over the floor, before zones and tint."""
     xs, ys = x[0], y[:, 0]
-    on_table = ((ys >= 0) & (ys <= 1))[:, None] & ((xs >= 0) & (xs <= 1))[None, :]
     img = np.empty((*x.shape, 3), np.float32)
     img[:] = np.asarray(style.floor, np.float32)
-    table = np.asarray(style.table, np.float32) * _texture(style, x, y).astype(np.float32)[..., None]
-    img[on_table] = table[on_table]
+    # the table's pixels are a window of the grid (x and y are monotonic along it): texture only those
+    cols, rows = np.flatnonzero((xs >= 0) & (xs <= 1)), np.flatnonzero((ys >= 0) & (ys <= 1))
+    if len(cols) and len(rows):
+        win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        texture = _texture(style, x[win], y[win]).astype(np.float32)
+        img[win] = np.asarray(style.table, np.float32) * texture[..., None]
     return img
 
 
@@ -100,8 +103,16 @@ def _zone_colours(zone: Zone) -> tuple[np.ndarray, np.ndarray]:
     return c, c
 
 
+@functools.lru_cache(maxsize=64)
 def shape_mask(shape: str, radius_px: float) -> np.ndarray:
-    """bool ``[2R+1, 2R+1]`` sprite of ``shape`` with half extent ``radius_px`` (rows point down)."""
+    """bool ``[2R+1, 2R+1]`` sprite of ``shape`` with half extent ``radius_px`` (rows point down);
+    made once per shape and size (read-only)."""
+    mask = _shape_mask(shape, radius_px)
+    mask.flags.writeable = False
+    return mask
+
+
+def _shape_mask(shape: str, radius_px: float) -> np.ndarray:
     R = max(1, int(np.ceil(radius_px)))
     r = max(radius_px, 1.0)
     dr, dc = np.mgrid[-R:R + 1, -R:R + 1].astype(np.float64)
