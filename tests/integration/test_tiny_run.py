@@ -51,6 +51,16 @@ def test_train_writes_policy_folder_and_artefacts(trained):
     assert [r["step"] for r in records] == list(range(1, 7))
     assert "flow_matching" not in records[0] and "flow_matching" in records[-1]
     assert trained.total_steps == 6
+    # where the time went, in order, in the result and the summary (each part measured, none left out)
+    recipe = tiny(".")
+    stages = [s.name for s in recipe.train.stages]
+    expected = ["data", "norm stats + tokenizer", "vision pretrain", *stages, "saving"]
+    assert list(trained.phases_s) == expected
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert list(summary["phases_s"]) == expected
+    assert all(v >= 0 for v in trained.phases_s.values())
+    assert sum(trained.phases_s.values()) <= trained.wall_s <= summary["train_wall_s"] + 0.1
+    assert trained.describe_phases().startswith("data ") and trained.describe_phases().endswith("s")
 
 
 def test_saved_weights_are_the_ema_and_load_back_exactly(trained):

@@ -131,3 +131,43 @@ def test_ema_is_an_average_not_the_raw_weights(tmp_path):
     assert not torch.equal(shadow, w)
     # an average of the trajectory lies between the start and the end (on balance)
     assert (shadow - w).norm() < (start["head.weight"] - w).norm()
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_fused_adamw_trains_with_gradient_clipping(tmp_path, monkeypatch, precision):
+    """Lightning's mixed-precision plugin refuses gradient clipping with any fused optimizer; the
+    stage module clips a fused AdamW's gradients itself (nothing scales them in bf16 or fp32)."""
+    import vlakit.training.module as module
+
+    clips = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **k):
+        clips.append(max_norm)
+        return real_clip(params, max_norm, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    fused = []
+    real_build = module.build_adamw
+    monkeypatch.setattr(module, "build_adamw", lambda *a, **k: fused.append(real_build(*a, **k)) or fused[-1])
+    torch.manual_seed(0)
+    policy = FakePolicy()
+    before = weights(policy)
+    train = spec(optimizer={"lr": 1e-2, "grad_clip": 0.5}, ema_decay=None)
+    run_stages(policy=policy, train=train, feed=DataFeed(lambda rank, world_size: FakeLoader()), out_dir=tmp_path,
+               backend=select_backend("cpu", precision=precision), resume=False, console=CONSOLE, progress=False)
+    assert fused and all(opt.defaults["fused"] for opt in fused)
+    assert clips.count(0.5) == 6 + 7  # every step of both stages clipped
+    assert any(not torch.equal(before[k], v) for k, v in weights(policy).items())
+
+
+def test_fused_adamw_is_refused_with_clipping_of_scaled_gradients():
+    from vlakit.recipe.train_spec import OptimizerSpec
+    from vlakit.training.module import build_adamw
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    with pytest.raises(VlakitError, match="implementation: fused cannot be combined with gradient clipping"):
+        build_adamw(params, OptimizerSpec(implementation="fused"), scaled_gradients=True)
+    assert not build_adamw(params, OptimizerSpec(), scaled_gradients=True).defaults["fused"]  # auto: not fused
+    assert build_adamw(params, OptimizerSpec(implementation="fused", grad_clip=None),
+                       scaled_gradients=True).defaults["fused"]

@@ -138,8 +138,8 @@ def run(
             _evaluate(policy_dir=None, recipe=r, actor=choice, env=None, splits=None, episodes=episodes,
                       replan_every=None, seed=None, out=out_dir / f"eval_{choice.value}",
                       title=f"baseline: {choice.value}")
-    console.print(f"[green]done[/] in {time.perf_counter() - start:.0f}s (training {result.wall_s:.0f}s, "
-                  f"evaluation {report.wall_s:.0f}s)")
+    console.print(f"[green]done[/] in {time.perf_counter() - start:.0f}s (training {result.wall_s:.0f}s: "
+                  f"{result.describe_phases()}; evaluation {report.wall_s:.0f}s)")
     console.print(f"policy folder: [bold]{result.policy_dir}[/]")
     console.print(f"eval report:   [bold]{report.files['json']}[/] (episode strip {report.files['png']})")
     console.print(f"loss curve:    {result.loss_curve}; metrics {result.metrics_csv}")

@@ -37,17 +37,28 @@ class RunState:
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
-def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec) -> torch.optim.AdamW:
+def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *,
+                scaled_gradients: bool = False) -> torch.optim.AdamW:
     """AdamW with the recipe's settings.
 
     ``spec.implementation`` picks the update kernels: ``fused`` (one kernel per parameter, the fastest
     where torch has it), ``foreach``, a per-parameter Python ``loop``, or ``auto`` -- fused where every
     parameter is a floating tensor on a device in :data:`FUSED_ADAMW_DEVICES`, else torch's default.
-    All compute the same update up to float rounding.
+    All compute the same update up to float rounding. ``scaled_gradients``: the run scales its
+    gradients (``16-mixed``); a fused AdamW would unscale them itself, after gradient clipping had
+    seen them scaled, so ``auto`` does not fuse then and an explicit ``fused`` with clipping is refused.
+
+    Raises:
+        VlakitError: ``fused`` asked for with scaled gradients and ``grad_clip``.
     """
     impl = spec.implementation
+    if impl == "fused" and scaled_gradients and spec.grad_clip:
+        raise VlakitError("train.optimizer.implementation: fused cannot be combined with gradient clipping "
+                          "(optimizer.grad_clip) under precision 16-mixed, whose scaled gradients the fused "
+                          "kernel unscales itself; use implementation: auto or foreach, or bf16-mixed")
     if impl == "auto":
-        fusable = all(p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
+        fusable = not scaled_gradients and all(
+            p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
         impl = "fused" if fusable else None
     kwargs = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}, None: {}}[impl]
     return torch.optim.AdamW(params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps,
@@ -132,11 +143,25 @@ class StageModule(pl.LightningModule):
             self.ema.update(self.policy)
 
     # -- optimizer -------------------------------------------------------------------------------
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Lightning's clipping, also for a fused AdamW: its mixed-precision plugin refuses any fused
+        optimizer because one would unscale fp16 gradients itself, but :func:`build_adamw` fuses only
+        where nothing scales the gradients (fp32, bf16), so they are clipped here as Lightning would."""
+        raw = getattr(optimizer, "optimizer", optimizer)
+        if gradient_clip_val and raw.defaults.get("fused") and gradient_clip_algorithm in (None, "norm"):
+            params = [p for group in raw.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self) -> Any:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         if not params:
             raise VlakitError(f"stage {self.stage.name!r}: no trainable parameters (trainable={self.stage.trainable})")
-        opt = build_adamw(params, self.opt_spec)
+        trainer = self._trainer  # None when the module is used outside a Trainer
+        scaled = trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None
+        opt = build_adamw(params, self.opt_spec, scaled_gradients=scaled)
         total, spec = self.stage.steps, self.schedule_spec
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(
             step, total_steps=total, warmup_steps=spec.warmup_steps, final_lr_ratio=spec.final_lr_ratio))

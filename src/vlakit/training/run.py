@@ -18,7 +18,7 @@ import os
 import random
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,13 @@ class TrainResult:
     wall_s: float
     total_steps: int
     final_losses: dict[str, float]
+    #: wall seconds of each part of the run, in order: ``data``, ``norm stats + tokenizer``, ``vision
+    #: pretrain`` (when the recipe has it), each stage by name (its set-up included), ``saving``
+    phases_s: dict[str, float] = field(default_factory=dict)
+
+    def describe_phases(self) -> str:
+        """``"data 58s, ..., saving 1s"``."""
+        return ", ".join(f"{name} {seconds:.0f}s" for name, seconds in self.phases_s.items())
 
 
 def process_rank() -> int:
@@ -80,16 +87,30 @@ def _check_recipe_file(out_dir: Path, recipe: Any, *, resume: bool, write: bool)
 
 
 def prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool = True,
-                   write: bool = True) -> tuple[Any, Any]:
+                   write: bool = True, phases: dict[str, float] | None = None) -> tuple[Any, Any]:
     """Generate/cache data, then fit-or-load norm stats and the action tokenizer (saved under ``assets/``).
 
-    Returns ``(norm_stats, action_tokenizer_or_None)``.
+    Returns ``(norm_stats, action_tokenizer_or_None)``. ``phases`` receives the seconds of ``data`` and
+    of ``norm stats + tokenizer``.
     """
+    phases = {} if phases is None else phases
+    t_data = time.perf_counter()
+    norm_stats, tokenizer = _prepare_inputs(recipe, out_dir=out_dir, console=console, progress=progress,
+                                            write=write, phases=phases)
+    phases["norm stats + tokenizer"] = time.perf_counter() - t_data - phases["data"]
+    return norm_stats, tokenizer
+
+
+def _prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool, write: bool,
+                    phases: dict[str, float]) -> tuple[Any, Any]:
     from vlakit.data import NormStats, compute_norm_stats, iter_action_chunks, prepare_sources
 
     assets = out_dir / "assets"
     console.print(f"[bold]data[/]: preparing {', '.join(recipe.data.sources)} (cache {recipe.data.cache_dir})")
+    t0 = time.perf_counter()
     prepare_sources(recipe.data, cache_dir=None, progress=progress)
+    phases["data"] = time.perf_counter() - t0
+    console.print(f"[bold]data[/]: ready in {phases['data']:.1f}s")
     stats_path = assets / "norm_stats.json"
     if stats_path.is_file():
         norm_stats = NormStats.load(stats_path)
@@ -207,8 +228,9 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
     backend = select_backend(recipe.backend, precision=recipe.train.precision)
     console.print(f"[bold]backend[/]: {backend.describe()}")
     seed_everything(recipe.train.seed)
+    phases: dict[str, float] = {}
     norm_stats, action_tok = prepare_inputs(recipe, out_dir=out_dir, console=console, progress=progress and rank0,
-                                            write=rank0)
+                                            write=rank0, phases=phases)
     seed_everything(recipe.train.seed)
     policy = build_policy(recipe, device="cpu", action_tokenizer=action_tok)
     init = recipe.train.init
@@ -219,8 +241,10 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
         console.print(f"[bold]init[/]: {len(names)} tensors from {init.path}")
     vision_report = None
     if recipe.train.vision_pretrain is not None:
+        t0 = time.perf_counter()
         vision_report = _vision_pretrain(policy, recipe, out_dir=out_dir, backend=backend, console=console,
                                          progress=progress and rank0, write=rank0, resuming=has_checkpoints(out_dir))
+        phases["vision pretrain"] = time.perf_counter() - t0
     n_params = sum(p.numel() for p in policy.parameters())
     console.print(f"[bold]policy[/]: {n_params / 1e6:.2f}M parameters; stages: "
                   + ", ".join(f"{s.name} ({s.steps} steps)" for s in recipe.train.stages))
@@ -242,6 +266,8 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
     result = run_stages(policy=policy, train=recipe.train, feed=feed, out_dir=out_dir, backend=backend,
                         resume=resume, console=console, progress=progress, extra_callbacks=extra_callbacks,
                         stage_data=stage_data)
+    phases.update(result.stage_wall_s)
+    t_save = time.perf_counter()
     policy.to("cpu")
     records = read_metrics(result.metrics_path)
     final = {k: v for k, v in (records[-1] if records else {}).items()
@@ -264,7 +290,13 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
         save_policy(policy, policy_dir, recipe=recipe, norm_stats=norm_stats, training=training)
         write_metrics_csv(records, csv_path)
         plot_loss_curve(records, png_path, title=f"{recipe.name}: training loss")
-        atomic_write_text(out_dir / "train_summary.json", json.dumps(
-            {"recipe": recipe.name, "policy_dir": str(policy_dir), **training}, indent=2) + "\n")
-    return TrainResult(out_dir=out_dir, policy_dir=policy_dir, metrics_csv=csv_path, loss_curve=png_path,
-                       wall_s=wall, total_steps=result.total_steps, final_losses=final)
+    phases["saving"] = time.perf_counter() - t_save
+    wall = time.perf_counter() - start
+    out = TrainResult(out_dir=out_dir, policy_dir=policy_dir, metrics_csv=csv_path, loss_curve=png_path,
+                      wall_s=wall, total_steps=result.total_steps, final_losses=final, phases_s=phases)
+    if result.is_global_zero:
+        summary = {"recipe": recipe.name, "policy_dir": str(policy_dir), **training, "train_wall_s": round(wall, 1),
+                   "phases_s": {k: round(v, 1) for k, v in phases.items()}}
+        atomic_write_text(out_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+    console.print(f"[bold]time[/]: {out.describe_phases()}")
+    return out

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class StagesResult:
     total_steps: int
     metrics_path: Path
     is_global_zero: bool
+    #: wall seconds of each stage this call trained (set-up and final checkpoint included), by name
+    stage_wall_s: dict[str, float] = field(default_factory=dict)
 
 
 def stage_dir(out_dir: Path, index: int, stage: StageSpec) -> Path:
@@ -103,6 +106,7 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
     is_zero = True
     previous_feed = feed
     used: list[Any] = []  # the feeds trained on; their background batch processes stop at the end
+    stage_wall: dict[str, float] = {}
     try:
         for index, stage in enumerate(train.stages):
             folder = stage_dir(out_dir, index, stage)
@@ -116,6 +120,7 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
                 run_state.last_checkpoint = str(last)
                 previous_feed = stage_feed
                 continue
+            t_stage = time.perf_counter()
             module = StageModule(policy=policy, stage=stage, optimizer=stage.optimizer or train.optimizer,
                                  schedule=stage.schedule or train.schedule, feed=stage_feed, ema=ema,
                                  run_state=run_state, camera_dropout=train.camera_dropout)
@@ -160,6 +165,7 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
             if trainer.is_global_zero:
                 atomic_write_text(folder / "done.json", json.dumps({"stage": stage.name, "steps": stage.steps}) + "\n")
             run_state.step_offset += stage.steps
+            stage_wall[stage.name] = time.perf_counter() - t_stage
     finally:
         for used_feed in used:  # closing twice is a no-op
             used_feed.close()
@@ -167,7 +173,8 @@ def run_stages(*, policy: nn.Module, train: TrainSpec, feed: DataFeed, out_dir: 
         final = StageModule(policy=policy, stage=train.stages[-1], optimizer=train.optimizer,
                             schedule=train.schedule, feed=feed, ema=ema, run_state=run_state)
         _load_stage_end(final, carry)
-    return StagesResult(ema=ema, total_steps=run_state.step_offset, metrics_path=metrics_path, is_global_zero=is_zero)
+    return StagesResult(ema=ema, total_steps=run_state.step_offset, metrics_path=metrics_path, is_global_zero=is_zero,
+                        stage_wall_s=stage_wall)
 
 
 def _load_stage_end(module: StageModule, path: Path, *, data: bool = True) -> None:
