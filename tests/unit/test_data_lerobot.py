@@ -148,6 +148,46 @@ def test_generation_is_atomic_resumable_and_a_noop_when_complete(tmp_path: Path,
         generate_tabletop_dataset(out, episodes=4, families=("reach",), progress=False)
 
 
+def test_a_damaged_episode_shard_is_named_removed_and_made_again(tmp_path: Path, monkeypatch):
+    """Shards are written without fsync (scratch files): one damaged by a power loss fails the
+    assembly with its path, is removed, and the next run makes only that episode again."""
+    import vlakit.data.generate as gen
+
+    ref = generate_tabletop_dataset(tmp_path / "ref", episodes=3, families=("reach",), progress=False)
+    out = tmp_path / "ds"
+    monkeypatch.setattr(gen, "_assemble", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
+    monkeypatch.undo()
+    shard = tmp_path / ".ds.partial/episodes/000001.npz"
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated, as after a power loss
+    with pytest.raises(DatasetError, match=r"episode shard .*000001\.npz is damaged"):
+        generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
+    assert not shard.exists() and not is_complete(out)
+    calls = []
+    real = gen._run_episode
+    monkeypatch.setattr(gen, "_run_episode", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k))
+    generate_tabletop_dataset(out, episodes=3, families=("reach",), progress=False)
+    assert len(calls) == 1  # only the removed episode
+    for rel in ("data/chunk-000/file-000.parquet", "meta/stats.json"):
+        assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
+
+
+def test_partial_generation_of_an_older_shard_format_starts_afresh(tmp_path: Path):
+    import json
+
+    import vlakit.data.generate as gen
+
+    work = tmp_path / ".ds.partial"
+    (work / "episodes").mkdir(parents=True)
+    args = gen.generation_args(episodes=2, split="train", embodiment="gripper", families=("reach",), seed=0,
+                               noise=0.1, image_size=64, grip_flips=0.0, early_closes=0.0)
+    (work / "args.json").write_text(json.dumps(args))  # format 1: args alone, shards of raw frames
+    (work / "episodes" / "000000.npz").write_bytes(b"raw frames of the old format")
+    out = generate_tabletop_dataset(tmp_path / "ds", episodes=2, families=("reach",), progress=False)
+    assert is_complete(out) and not work.exists()
+
+
 def test_worker_processes_write_the_same_dataset(tmp_path: Path, monkeypatch):
     """Episodes made and encoded by a pool of two spawned processes give a byte-identical dataset."""
     import vlakit.data.generate as gen

@@ -19,9 +19,11 @@ clean run of the expert first closes), beside the object instead of at the spot 
 the labels then show the expert opening and lining up again (or pushing, where the close landed on
 the push line).
 
-Episodes are independent (own seed, own env reset), so large datasets are generated and their
-frames PNG-encoded by a pool of worker processes (``workers``, by default one per usable core);
-the dataset is the same for any number of workers.
+Episodes are independent (own seed, own env reset), so large datasets are generated, and their
+frames PNG-encoded, by a pool of worker processes (``workers``, by default one per usable core); each
+writes an episode shard (``.<name>.partial/episodes/*.npz``, PNG bytes per frame, kept across a
+crash), and the parent assembles the shards into the LeRobot layout. The dataset is the same for
+any number of workers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
@@ -60,7 +63,7 @@ from vlakit.data.lerobot_format import (
     write_table,
     write_tasks,
 )
-from vlakit.data.png import encode_png
+from vlakit.data.png import decode_png, encode_png
 from vlakit.io import atomic_write_bytes, atomic_write_text
 
 FPS = 10
@@ -169,20 +172,48 @@ def record_expert(env: Any, obs: Any, *, rng: np.random.Generator, noise: float,
             "style": env.task.scene.style.name}
 
 
+#: what an episode shard holds: 2 = PNG bytes per frame (1 held raw frames); a partial generation
+#: of another format is started afresh
+SHARD_FORMAT = 2
+_CAMERAS = ("overhead", "wrist")
+
+
 def save_episode(path: Path, ep: dict[str, Any]) -> None:
+    """Write episode ``ep`` (as :func:`record_expert` returns it, plus ``seed``) to the shard ``path``,
+    its frames already PNG-encoded (so encoding runs in the episode workers, and shards are small)."""
     buf = io.BytesIO()
     meta = {k: ep[k] for k in ("subtask", "task", "family", "style", "seed")}
-    np.savez(buf, overhead=ep["images"]["overhead"], wrist=ep["images"]["wrist"], state=ep["state"],
-             action=ep["action"], subtask_point=ep["subtask_point"],
+    frames = {}
+    for c in _CAMERAS:
+        pngs = [encode_png(im) for im in ep["images"][c]]
+        frames[f"{c}_png"] = np.frombuffer(b"".join(pngs), np.uint8)
+        frames[f"{c}_len"] = np.array([len(b) for b in pngs], np.int64)
+    np.savez(buf, **frames, state=ep["state"], action=ep["action"], subtask_point=ep["subtask_point"],
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    atomic_write_bytes(path, buf.getvalue())
+    # scratch: a shard damaged by a power loss is found when read back (_load_episode)
+    atomic_write_bytes(path, buf.getvalue(), durable=False)
 
 
 def _load_episode(path: Path) -> dict[str, Any]:
-    with np.load(path) as z:
-        meta = json.loads(z["meta"].tobytes().decode())
-        return {"images": {"overhead": z["overhead"], "wrist": z["wrist"]}, "state": z["state"],
-                "action": z["action"], "subtask_point": z["subtask_point"], **meta}
+    """A shard written by :func:`save_episode`: ``pngs`` (PNG bytes per camera and frame), ``state``,
+    ``action``, ``subtask_point`` and the metadata.
+
+    Raises:
+        DatasetError: the shard cannot be read (it is removed, so running the command again remakes it).
+    """
+    try:
+        with np.load(path) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            pngs = {}
+            for c in _CAMERAS:
+                data, ends = z[f"{c}_png"].tobytes(), np.cumsum(z[f"{c}_len"])
+                pngs[c] = [data[a:b] for a, b in zip(np.r_[0, ends[:-1]], ends)]
+            return {"pngs": pngs, "state": z["state"], "action": z["action"], "subtask_point": z["subtask_point"],
+                    **meta}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        path.unlink(missing_ok=True)
+        raise DatasetError(f"episode shard {path} is damaged ({type(exc).__name__}: {exc}); it was removed, "
+                           "run the same command again to make it anew") from None
 
 
 def generate_tabletop_dataset(out: str | Path, *, episodes: int, split: str = "train", embodiment: str = "gripper",
@@ -272,10 +303,11 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
     env = _tabletop_env(args)
     work = out.parent / f".{out.name}.partial"
     args_file = work / "args.json"
-    if work.exists() and (not args_file.is_file() or json.loads(args_file.read_text()) != args):
-        shutil.rmtree(work)  # leftovers of a run with other arguments
+    work_args = {**args, "shard_format": SHARD_FORMAT}
+    if work.exists() and (not args_file.is_file() or json.loads(args_file.read_text()) != work_args):
+        shutil.rmtree(work)  # leftovers of a run with other arguments (or an older shard format)
     (work / "episodes").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args_file, json.dumps(args))
+    atomic_write_text(args_file, json.dumps(work_args))
     base = 1_000_000 * (seed + 1)
     shards = [work / "episodes" / f"{i:06d}.npz" for i in range(episodes)]
     perturb = _perturbations(args)
@@ -292,7 +324,7 @@ def _generate(out: Path, args: dict[str, Any], *, overwrite: bool, progress: boo
         else:
             for _ in pool.map(_episode_job, jobs, chunksize=4):
                 bar.advance(task)
-        return assemble_dataset(work, out, shards, env=env, args=args, bar=bar, pool=pool)
+        return assemble_dataset(work, out, shards, env=env, args=args, bar=bar)
 
 
 @contextlib.contextmanager
@@ -307,15 +339,13 @@ def _pool(size: int, args: dict[str, Any]) -> Iterator[Executor | None]:
         yield pool
 
 
-def assemble_dataset(work: Path, out: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any,
-                     pool: Executor | None = None) -> Path:
+def assemble_dataset(work: Path, out: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any) -> Path:
     """Assemble episode ``shards`` (written by :func:`save_episode`) into ``work/dataset``, then move it to
-    ``out`` in one rename (replacing what was there) and remove ``work``. Returns ``out``. ``pool``
-    (optional) encodes the frames in parallel."""
+    ``out`` in one rename (replacing what was there) and remove ``work``. Returns ``out``."""
     final = work / "dataset"
     if final.exists():
         shutil.rmtree(final)
-    _assemble(final, shards, env=env, args=args, bar=bar, pool=pool)
+    _assemble(final, shards, env=env, args=args, bar=bar)
     if out.exists():
         shutil.rmtree(out)
     os.replace(final, out)
@@ -355,23 +385,7 @@ def _features(env: Any, image_size: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def _encode_frames(shard: Path) -> dict[str, list[bytes]]:
-    """PNG bytes of each camera's frames in an episode shard."""
-    with np.load(shard) as z:
-        return {c: [encode_png(im) for im in z[c]] for c in ("overhead", "wrist")}
-
-
-def _ordered_map(pool: Executor | None, fn: Any, items: list[Any], window: int = 64) -> Iterator[Any]:
-    """``map(fn, items)``, in ``pool`` when given, a window of items at a time (bounded memory)."""
-    if pool is None:
-        yield from map(fn, items)
-        return
-    for i in range(0, len(items), window):
-        yield from pool.map(fn, items[i:i + window], chunksize=4)
-
-
-def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any,
-              pool: Executor | None = None) -> None:
+def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any], bar: Any) -> None:
     """Write the LeRobot layout under ``root`` from per-episode shard files."""
     features = _features(env, args["image_size"])
     task_ids: dict[str, int] = {}
@@ -394,9 +408,9 @@ def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any],
             pending[k] = []
         file_index, pending_bytes = file_index + 1, 0
 
-    encoded = _ordered_map(pool, _encode_frames, shards)
-    for e, (shard, pngs) in enumerate(zip(shards, encoded)):
+    for e, shard in enumerate(shards):
         ep = _load_episode(shard)
+        pngs = ep["pngs"]
         n = len(ep["action"])
         tid = task_ids.setdefault(ep["task"], len(task_ids))
         size = sum(len(b) for c in pngs for b in pngs[c]) + n * 64
@@ -404,7 +418,7 @@ def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any],
             flush()
         for c in ("overhead", "wrist"):
             pending[f"{IMAGE_PREFIX}{c}"].extend(pngs[c])
-            img_sample[c].append(ep["images"][c][:: max(1, n // 4)])
+            img_sample[c].extend(decode_png(b) for b in pngs[c][:: max(1, n // 4)])
         pending["observation.state"].append(ep["state"])
         pending["action"].append(ep["action"])
         pending["subtask"].extend(ep["subtask"])
@@ -438,7 +452,7 @@ def _assemble(root: Path, shards: list[Path], *, env: Any, args: dict[str, Any],
     stats = {"observation.state": feature_stats(np.concatenate(all_state)),
              "action": feature_stats(np.concatenate(all_action))}
     for c in ("overhead", "wrist"):
-        stats[f"{IMAGE_PREFIX}{c}"] = image_stats(np.concatenate(img_sample[c]))
+        stats[f"{IMAGE_PREFIX}{c}"] = image_stats(np.stack(img_sample[c]))
     atomic_write_text(root / STATS_PATH, json.dumps(jsonable(stats)))
     info = {
         "codebase_version": CODEBASE_VERSION, "robot_type": f"tabletop_{args['embodiment']}", "fps": FPS,

@@ -71,6 +71,18 @@ def _overhead_surface(style: Style, size: int) -> np.ndarray:
     return img
 
 
+@functools.lru_cache(maxsize=32)
+def _wrist_canvas_surface(style: Style, size: int) -> np.ndarray:
+    """:func:`_surface` of the wrist camera's pre-rendered canvas (a fixed grid for a given image size),
+    made once per style and size (read-only)."""
+    scale = size / WRIST_FOV
+    n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * scale))
+    x, y = Renderer._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], scale, n)
+    img = _surface(style, x, y)
+    img.flags.writeable = False
+    return img
+
+
 def _background(scene: Scene, x: np.ndarray, y: np.ndarray, edge: float,
                 surface: np.ndarray | None = None) -> np.ndarray:
     """uint8 ``[h, w, 3]`` image of table, floor and zones at pixel-centre world coords ``x, y``
@@ -175,7 +187,8 @@ class Renderer:
         if self.wrist_canvas:
             n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * self.w_scale))
             x, y = self._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], self.w_scale, n)
-            self._wrist_bg = _background(scene, x, y, edge=1.2 / self.w_scale)
+            self._wrist_bg = _background(scene, x, y, edge=1.2 / self.w_scale,
+                                         surface=_wrist_canvas_surface(scene.style, self.size))
         self._colours = [np.clip(np.asarray(COLOURS[o.colour]) * tint, 0, 255).astype(np.uint8)
                          for o in scene.objects]
         self._o_masks = [shape_mask(o.shape, OBJECT_RADIUS * self.o_scale) for o in scene.objects]
