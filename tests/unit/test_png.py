@@ -51,6 +51,27 @@ def test_pngs_of_other_forms_decode_through_pil():
     assert decode_png(encode_png(grey)).shape == grey.shape + (3,)  # non-RGB arrays are written by PIL
 
 
+def test_a_png_that_inflates_past_its_header_goes_to_pil_and_buffers_are_accepted():
+    import struct
+    import zlib
+
+    from vlakit.data.png import SIGNATURE, _chunk
+
+    header = struct.pack(">II", 1, 1) + bytes((8, 2, 0, 0, 0))  # 1 x 1 RGB: 4 bytes of pixel data
+    bomb = SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(1_000_000))) + _chunk(b"IEND", b"")
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert decode_simple_png(bomb) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000  # the 1 MB payload was not inflated: at most the 4 bytes the header promises
+    img = _frames()[0]
+    np.testing.assert_array_equal(decode_png(memoryview(encode_png(img))), img)
+
+
 def test_damaged_pngs_are_not_decoded_silently():
     data = bytearray(encode_png(_frames()[0]))
     data[60] ^= 0xFF  # inside IDAT: its CRC no longer matches

@@ -169,5 +169,6 @@ def test_fused_adamw_is_refused_with_clipping_of_scaled_gradients():
     with pytest.raises(VlakitError, match="implementation: fused cannot be combined with gradient clipping"):
         build_adamw(params, OptimizerSpec(implementation="fused"), scaled_gradients=True)
     assert not build_adamw(params, OptimizerSpec(), scaled_gradients=True).defaults["fused"]  # auto: not fused
+    assert not build_adamw(params, OptimizerSpec(), sharded=True).defaults["fused"]  # FSDP clips its own way
     assert build_adamw(params, OptimizerSpec(implementation="fused", grad_clip=None),
                        scaled_gradients=True).defaults["fused"]

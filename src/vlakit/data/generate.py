@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
@@ -210,7 +211,7 @@ def _load_episode(path: Path) -> dict[str, Any]:
                 pngs[c] = [data[a:b] for a, b in zip(np.r_[0, ends[:-1]], ends)]
             return {"pngs": pngs, "state": z["state"], "action": z["action"], "subtask_point": z["subtask_point"],
                     **meta}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, NotImplementedError, zlib.error, zipfile.BadZipFile) as exc:
         path.unlink(missing_ok=True)
         raise DatasetError(f"episode shard {path} is damaged ({type(exc).__name__}: {exc}); it was removed, "
                            "run the same command again to make it anew") from None

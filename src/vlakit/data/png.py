@@ -43,6 +43,7 @@ def encode_png(img: np.ndarray, *, level: int = 1) -> bytes:
 
 def decode_png(data: bytes) -> np.ndarray:
     """uint8 ``[h, w, 3]`` RGB array of PNG ``data``; PNGs :func:`decode_simple_png` declines go to PIL."""
+    data = data if isinstance(data, bytes) else bytes(data)  # any buffer, as PIL accepts
     img = decode_simple_png(data)
     if img is not None:
         return img
@@ -83,11 +84,13 @@ def decode_simple_png(data: bytes) -> np.ndarray | None:
     if header is None or tuple(header[2:]) != _IHDR_RGB8 or not idat:
         return None
     w, h = header[0], header[1]
-    try:
-        raw = zlib.decompress(b"".join(idat))
+    expected = h * (1 + 3 * w)
+    inflate = zlib.decompressobj()
+    try:  # never inflate more than the header promises (PIL, which guards against bombs, judges the rest)
+        raw = inflate.decompress(b"".join(idat), expected)
     except zlib.error:
         return None
-    if len(raw) != h * (1 + 3 * w):
+    if len(raw) != expected or inflate.unconsumed_tail or not inflate.eof:
         return None
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(h, 1 + 3 * w)
     if rows[:, 0].any():  # some row is filtered (Sub, Up, Average, Paeth): PIL undoes those

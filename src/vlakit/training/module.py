@@ -37,8 +37,8 @@ class RunState:
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
-def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *,
-                scaled_gradients: bool = False) -> torch.optim.AdamW:
+def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *, scaled_gradients: bool = False,
+                sharded: bool = False) -> torch.optim.AdamW:
     """AdamW with the recipe's settings.
 
     ``spec.implementation`` picks the update kernels: ``fused`` (one kernel per parameter, the fastest
@@ -47,6 +47,8 @@ def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *,
     All compute the same update up to float rounding. ``scaled_gradients``: the run scales its
     gradients (``16-mixed``); a fused AdamW would unscale them itself, after gradient clipping had
     seen them scaled, so ``auto`` does not fuse then and an explicit ``fused`` with clipping is refused.
+    ``sharded``: FSDP shards the parameters; ``auto`` leaves its gradient clipping to Lightning's FSDP
+    plugin and does not fuse.
 
     Raises:
         VlakitError: ``fused`` asked for with scaled gradients and ``grad_clip``.
@@ -57,7 +59,7 @@ def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *,
                           "(optimizer.grad_clip) under precision 16-mixed, whose scaled gradients the fused "
                           "kernel unscales itself; use implementation: auto or foreach, or bf16-mixed")
     if impl == "auto":
-        fusable = not scaled_gradients and all(
+        fusable = not scaled_gradients and not sharded and all(
             p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
         impl = "fused" if fusable else None
     kwargs = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}, None: {}}[impl]
@@ -148,8 +150,12 @@ class StageModule(pl.LightningModule):
         """Lightning's clipping, also for a fused AdamW: its mixed-precision plugin refuses any fused
         optimizer because one would unscale fp16 gradients itself, but :func:`build_adamw` fuses only
         where nothing scales the gradients (fp32, bf16), so they are clipped here as Lightning would."""
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
         raw = getattr(optimizer, "optimizer", optimizer)
-        if gradient_clip_val and raw.defaults.get("fused") and gradient_clip_algorithm in (None, "norm"):
+        refusing = isinstance(self.trainer.precision_plugin, MixedPrecision)  # the plugin that refuses fused ones
+        if (refusing and gradient_clip_val and raw.defaults.get("fused")
+                and gradient_clip_algorithm in (None, "norm")):
             params = [p for group in raw.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
             return
@@ -161,7 +167,10 @@ class StageModule(pl.LightningModule):
             raise VlakitError(f"stage {self.stage.name!r}: no trainable parameters (trainable={self.stage.trainable})")
         trainer = self._trainer  # None when the module is used outside a Trainer
         scaled = trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None
-        opt = build_adamw(params, self.opt_spec, scaled_gradients=scaled)
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        sharded = trainer is not None and isinstance(trainer.strategy, FSDPStrategy)
+        opt = build_adamw(params, self.opt_spec, scaled_gradients=scaled, sharded=sharded)
         total, spec = self.stage.steps, self.schedule_spec
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(
             step, total_steps=total, warmup_steps=spec.warmup_steps, final_lr_ratio=spec.final_lr_ratio))

@@ -266,7 +266,8 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
     result = run_stages(policy=policy, train=recipe.train, feed=feed, out_dir=out_dir, backend=backend,
                         resume=resume, console=console, progress=progress, extra_callbacks=extra_callbacks,
                         stage_data=stage_data)
-    phases.update(result.stage_wall_s)
+    for name, seconds in result.stage_wall_s.items():  # a stage called like a phase keeps both
+        phases[f"stage {name}" if name in phases or name == "saving" else name] = seconds
     t_save = time.perf_counter()
     policy.to("cpu")
     records = read_metrics(result.metrics_path)
