@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from vlakit.cli.main import app
@@ -63,3 +64,22 @@ def test_eval_oracle_subtasks_are_for_the_policy_only(tmp_path):
     result = runner.invoke(app, ["eval", "--actor", "expert", "--subtasks", "oracle", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--subtasks oracle applies to the policy" in flat(result)
     assert not (tmp_path / "eval_report.json").exists()
+
+
+def test_resume_accepts_a_recipe_saved_before_new_fields_with_defaults(tmp_path):
+    """A run begun by an older vlakit saved its resolved recipe without fields added since (with
+    their defaults); resuming it with the same recipe works, and a real change is still refused."""
+    from vlakit.errors import VlakitError
+    from vlakit.recipe.load import load_recipe, recipe_to_yaml
+    from vlakit.training.run import _check_recipe_file
+
+    recipe = load_recipe("pi05_tabletop_tiny")
+    text = recipe_to_yaml(recipe)
+    assert "    implementation: auto\n" in text
+    (tmp_path / "recipe.yaml").write_text(text.replace("    implementation: auto\n", ""))  # as saved before
+    _check_recipe_file(tmp_path, recipe, resume=True, write=True)
+    assert (tmp_path / "recipe.yaml").read_text() == text  # rewritten in today's form
+    changed = load_recipe("pi05_tabletop_tiny", ["train.optimizer.lr=0.5"])
+    (tmp_path / "recipe.yaml").write_text(text.replace("    implementation: auto\n", ""))
+    with pytest.raises(VlakitError, match="recipe differs"):
+        _check_recipe_file(tmp_path, changed, resume=True, write=True)

@@ -70,6 +70,17 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
 
 
+def _same_recipe_with_new_defaults(path: Path, text: str) -> bool:
+    """Whether the run's saved recipe, read with today's schema, is ``text``: it then differs only by
+    fields a newer vlakit added with their defaults (a run begun before them can be resumed)."""
+    from vlakit.recipe.load import load_recipe, recipe_to_yaml
+
+    try:
+        return recipe_to_yaml(load_recipe(path)) == text
+    except (VlakitError, OSError, ValueError):  # an unreadable old recipe is simply "different"
+        return False
+
+
 def _check_recipe_file(out_dir: Path, recipe: Any, *, resume: bool, write: bool) -> None:
     from vlakit.recipe.load import recipe_to_yaml
 
@@ -77,7 +88,7 @@ def _check_recipe_file(out_dir: Path, recipe: Any, *, resume: bool, write: bool)
     path = out_dir / "recipe.yaml"
     if resume and path.is_file():
         old = path.read_text(encoding="utf-8")
-        if old != text:
+        if old != text and not _same_recipe_with_new_defaults(path, text):
             diff = next((f"{a.strip()!r} -> {b.strip()!r}" for a, b in zip(old.splitlines(), text.splitlines())
                          if a != b), "lengths differ")
             raise VlakitError(f"cannot resume {out_dir}: the recipe differs from the one the run began with "
