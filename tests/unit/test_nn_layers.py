@@ -76,6 +76,8 @@ def test_rope_half_split_matches_pairwise_rotation_and_is_relative():
     assert torch.allclose(torch.stack(dots), dots[0].expand(3), atol=1e-4)
     cos, sin = rope_cos_sin(pos, 8)  # one rotation shared by layers (as gemma does) is the same rotation
     torch.testing.assert_close(rotate(x, cos, sin), out)
+    scale = 8 ** -0.5  # gemma folds the query scale into the rotation: the same as scaling after it
+    torch.testing.assert_close(rotate(x, cos * scale, sin * scale), apply_rope(x, pos) * scale)
     with pytest.raises(ValueError, match="head_dim 8 applied to head_dim 4"):
         rotate(x[..., :4], cos, sin)
 

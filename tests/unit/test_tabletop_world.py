@@ -188,8 +188,9 @@ def test_corpus_covers_every_prompt_and_label():
         assert {f.info["subtask"] for f in frames} <= words
 
 
-def test_cached_overhead_surface_renders_the_same_pixels():
-    """The overhead table surface is made once per style; frames equal an uncached render."""
+def test_cached_surfaces_render_the_same_pixels():
+    """The table surfaces of the overhead view and the wrist canvas are made once per style; the
+    backgrounds equal uncached renders."""
     from vlakit.envs.tabletop import render
 
     env = TabletopEnv(TabletopConfig(split="unseen"))
@@ -197,13 +198,19 @@ def test_cached_overhead_surface_renders_the_same_pixels():
         frame = env.reset(seed=seed).images["overhead"]
         scene = env.task.scene
         fresh = render.Renderer(size=frame.shape[0])
-        render._overhead_surface.cache_clear()
+        render._grid_surface.cache_clear()
         x, y = fresh._grid(render.OVERHEAD_EXTENT[0], render.OVERHEAD_EXTENT[1], fresh.o_scale, fresh.size)
         uncached = render._background(scene, x, y, edge=1.2 / fresh.o_scale)
+        n = int(np.ceil((render._WRIST_CANVAS[1] - render._WRIST_CANVAS[0]) * fresh.w_scale))
+        x, y = fresh._grid(render._WRIST_CANVAS[0], render._WRIST_CANVAS[1], fresh.w_scale, n)
+        uncached_wrist = render._background(scene, x, y, edge=1.2 / fresh.w_scale)
         fresh.set_scene(scene)
         np.testing.assert_array_equal(fresh._overhead_bg, uncached)
         np.testing.assert_array_equal(env.renderer._overhead_bg, uncached)  # made with the cache
-    assert not render._overhead_surface(scene.style, 64).flags.writeable  # shared: nobody may draw on it
+        np.testing.assert_array_equal(fresh._wrist_bg, uncached_wrist)
+        np.testing.assert_array_equal(env.renderer._wrist_bg, uncached_wrist)
+    grid = (render.OVERHEAD_EXTENT[0], render.OVERHEAD_EXTENT[1], fresh.o_scale, 64)
+    assert not render._grid_surface(scene.style, *grid).flags.writeable  # shared: nobody may draw on it
 
 
 def _world_fingerprint() -> str:

@@ -101,27 +101,18 @@ def prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool =
                    write: bool = True, phases: dict[str, float] | None = None) -> tuple[Any, Any]:
     """Generate/cache data, then fit-or-load norm stats and the action tokenizer (saved under ``assets/``).
 
-    Returns ``(norm_stats, action_tokenizer_or_None)``. ``phases`` receives the seconds of ``data`` and
-    of ``norm stats + tokenizer``.
+    Returns ``(norm_stats, action_tokenizer_or_None)``. ``phases`` receives the seconds of ``data``.
     """
-    phases = {} if phases is None else phases
-    t_data = time.perf_counter()
-    norm_stats, tokenizer = _prepare_inputs(recipe, out_dir=out_dir, console=console, progress=progress,
-                                            write=write, phases=phases)
-    phases["norm stats + tokenizer"] = time.perf_counter() - t_data - phases["data"]
-    return norm_stats, tokenizer
-
-
-def _prepare_inputs(recipe: Any, *, out_dir: Path, console: Any, progress: bool, write: bool,
-                    phases: dict[str, float]) -> tuple[Any, Any]:
     from vlakit.data import NormStats, compute_norm_stats, iter_action_chunks, prepare_sources
 
     assets = out_dir / "assets"
     console.print(f"[bold]data[/]: preparing {', '.join(recipe.data.sources)} (cache {recipe.data.cache_dir})")
     t0 = time.perf_counter()
     prepare_sources(recipe.data, cache_dir=None, progress=progress)
-    phases["data"] = time.perf_counter() - t0
-    console.print(f"[bold]data[/]: ready in {phases['data']:.1f}s")
+    seconds = time.perf_counter() - t0
+    if phases is not None:
+        phases["data"] = seconds
+    console.print(f"[bold]data[/]: ready in {seconds:.1f}s")
     stats_path = assets / "norm_stats.json"
     if stats_path.is_file():
         norm_stats = NormStats.load(stats_path)
@@ -240,8 +231,10 @@ def train_recipe(recipe: Any, *, out_dir: str | Path, resume: bool = False, cons
     console.print(f"[bold]backend[/]: {backend.describe()}")
     seed_everything(recipe.train.seed)
     phases: dict[str, float] = {}
+    t0 = time.perf_counter()
     norm_stats, action_tok = prepare_inputs(recipe, out_dir=out_dir, console=console, progress=progress and rank0,
                                             write=rank0, phases=phases)
+    phases["norm stats + tokenizer"] = time.perf_counter() - t0 - phases["data"]
     seed_everything(recipe.train.seed)
     policy = build_policy(recipe, device="cpu", action_tokenizer=action_tok)
     init = recipe.train.init

@@ -207,7 +207,7 @@ class GemmaBackbone(LanguageBackbone):
         n_query0 = lengths[0] if active[0] == 0 else 0
         keys, values = [], []
         bias = attention_bias(attn_mask, self.num_heads)  # one additive mask for every layer
-        # and one rotation; the queries' carries the 1/sqrt(head_dim) logit scale
+        # and one rotation for every layer; the queries' also carries the 1/sqrt(head_dim) logit scale
         cos, sin = rope_cos_sin(positions, self.head_dim, max_wavelength=self.rope_max_wavelength)
         scale = self.head_dim ** -0.5
         q_cos, q_sin = cos * scale, sin * scale

@@ -61,23 +61,11 @@ def _surface(style: Style, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return img
 
 
-@functools.lru_cache(maxsize=32)
-def _overhead_surface(style: Style, size: int) -> np.ndarray:
-    """:func:`_surface` of the overhead camera's fixed grid, made once per style and size (read-only)."""
-    scale = size / (OVERHEAD_EXTENT[1] - OVERHEAD_EXTENT[0])
-    x, y = Renderer._grid(OVERHEAD_EXTENT[0], OVERHEAD_EXTENT[1], scale, size)
-    img = _surface(style, x, y)
-    img.flags.writeable = False
-    return img
-
-
-@functools.lru_cache(maxsize=32)
-def _wrist_canvas_surface(style: Style, size: int) -> np.ndarray:
-    """:func:`_surface` of the wrist camera's pre-rendered canvas (a fixed grid for a given image size),
-    made once per style and size (read-only)."""
-    scale = size / WRIST_FOV
-    n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * scale))
-    x, y = Renderer._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], scale, n)
+@functools.lru_cache(maxsize=64)
+def _grid_surface(style: Style, lo: float, top: float, scale: float, n: int) -> np.ndarray:
+    """:func:`_surface` of a fixed ``n x n`` pixel grid (:meth:`Renderer._grid`'s arguments): the
+    overhead view, or the wrist camera's pre-rendered canvas. Made once per style and grid (read-only)."""
+    x, y = Renderer._grid(lo, top, scale, n)
     img = _surface(style, x, y)
     img.flags.writeable = False
     return img
@@ -181,14 +169,14 @@ class Renderer:
         """Pre-render backgrounds and sprites for ``scene`` (called once per episode)."""
         self.scene = scene
         tint = np.asarray(scene.style.tint)
-        x, y = self._grid(OVERHEAD_EXTENT[0], OVERHEAD_EXTENT[1], self.o_scale, self.size)
-        self._overhead_bg = _background(scene, x, y, edge=1.2 / self.o_scale,
-                                        surface=_overhead_surface(scene.style, self.size))
+        grid = (OVERHEAD_EXTENT[0], OVERHEAD_EXTENT[1], self.o_scale, self.size)
+        self._overhead_bg = _background(scene, *self._grid(*grid), edge=1.2 / self.o_scale,
+                                        surface=_grid_surface(scene.style, *grid))
         if self.wrist_canvas:
             n = int(np.ceil((_WRIST_CANVAS[1] - _WRIST_CANVAS[0]) * self.w_scale))
-            x, y = self._grid(_WRIST_CANVAS[0], _WRIST_CANVAS[1], self.w_scale, n)
-            self._wrist_bg = _background(scene, x, y, edge=1.2 / self.w_scale,
-                                         surface=_wrist_canvas_surface(scene.style, self.size))
+            grid = (_WRIST_CANVAS[0], _WRIST_CANVAS[1], self.w_scale, n)
+            self._wrist_bg = _background(scene, *self._grid(*grid), edge=1.2 / self.w_scale,
+                                         surface=_grid_surface(scene.style, *grid))
         self._colours = [np.clip(np.asarray(COLOURS[o.colour]) * tint, 0, 255).astype(np.uint8)
                          for o in scene.objects]
         self._o_masks = [shape_mask(o.shape, OBJECT_RADIUS * self.o_scale) for o in scene.objects]
