@@ -172,3 +172,37 @@ def test_fused_adamw_is_refused_with_clipping_of_scaled_gradients():
     assert not build_adamw(params, OptimizerSpec(), sharded=True).defaults["fused"]  # FSDP clips its own way
     assert build_adamw(params, OptimizerSpec(implementation="fused", grad_clip=None),
                        scaled_gradients=True).defaults["fused"]
+
+
+def test_lr_scale_gives_a_part_its_own_learning_rate_under_the_schedule(tmp_path, monkeypatch):
+    """``optimizer.lr_scale`` multiplies one part's learning rate; warmup/cosine scale every part alike,
+    frozen parts stay out, and the logged ``lr`` is the schedule's base rate."""
+    import json
+
+    import vlakit.training.module as module
+
+    built = []
+    real_build = module.build_adamw
+    monkeypatch.setattr(module, "build_adamw", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    policy = FakePolicy()
+    train = spec(optimizer={"lr": 1e-2, "lr_scale": {"heads": 4.0}})
+    run(policy, tmp_path / "out", train=train)
+    for opt in built:  # one optimizer per stage; both stages train vision and heads
+        groups = {g.get("part", "rest"): g for g in opt.param_groups}
+        assert set(groups) == {"rest", "heads"}
+        assert {id(p) for p in groups["heads"]["params"]} == {id(p) for p in policy.trainable_groups()["heads"]}
+        assert {id(p) for p in groups["rest"]["params"]} == {id(p) for p in policy.vision.parameters()}
+        assert groups["heads"]["lr"] == pytest.approx(4.0 * groups["rest"]["lr"])  # after the schedule
+    logged = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    last_post = [r for r in logged if r["stage"] == "post"][-1]
+    assert last_post["lr"] == pytest.approx(built[-1].param_groups[0]["lr"])  # the base, not the scaled rate
+
+
+def test_lr_scale_for_a_part_the_policy_lacks_is_named(tmp_path):
+    named = r"lr_scale names part\(s\) \['expert'\].*its parts are \['heads', 'vision'\]"
+    with pytest.raises(VlakitError, match=named):
+        run(FakePolicy(), tmp_path / "out", train=spec(optimizer={"lr": 1e-2, "lr_scale": {"expert": 3.0}}))
+    with pytest.raises(ValueError, match="multipliers must be > 0"):
+        spec(optimizer={"lr_scale": {"heads": 0.0}})
+    with pytest.raises(ValueError, match="lr_scale"):
+        spec(optimizer={"lr_scale": {"decoder": 2.0}})

@@ -80,7 +80,7 @@ class MetricsLogger(pl.Callback):
         rate = self._window_samples / max(now - self._window_start, 1e-9)
         self._window_start, self._window_samples = now, 0
         record = {"stage": pl_module.stage.name, "step": self.run_state.step_offset + step, "stage_step": step,
-                  "lr": float(trainer.optimizers[0].param_groups[0]["lr"]), **pl_module.last_losses,
+                  "lr": base_lr(trainer.optimizers[0]), **pl_module.last_losses,
                   "samples_per_s": round(rate, 3), "elapsed_s": round(now - self._t0, 3)}
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +88,12 @@ class MetricsLogger(pl.Callback):
                 fh.write(json.dumps(record) + "\n")
         if self.progress is not None:
             self.progress.update(record, total=trainer.max_steps)
+
+
+def base_lr(optimizer: Any) -> float:
+    """The schedule's current learning rate, before any part's ``lr_scale`` (see ``param_groups``)."""
+    group = optimizer.param_groups[0]
+    return float(group["lr"]) / float(group.get("lr_scale", 1.0))
 
 
 class ProgressReporter:

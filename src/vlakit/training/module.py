@@ -37,9 +37,9 @@ class RunState:
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
-def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *, scaled_gradients: bool = False,
-                sharded: bool = False) -> torch.optim.AdamW:
-    """AdamW with the recipe's settings.
+def build_adamw(params: list[nn.Parameter] | list[dict[str, Any]], spec: OptimizerSpec, *,
+                scaled_gradients: bool = False, sharded: bool = False) -> torch.optim.AdamW:
+    """AdamW with the recipe's settings, over parameters or parameter groups (see :func:`param_groups`).
 
     ``spec.implementation`` picks the update kernels: ``fused`` (one kernel per parameter, the fastest
     where torch has it), ``foreach``, a per-parameter Python ``loop``, or ``auto`` -- fused where every
@@ -59,12 +59,38 @@ def build_adamw(params: list[nn.Parameter], spec: OptimizerSpec, *, scaled_gradi
                           "(optimizer.grad_clip) under precision 16-mixed, whose scaled gradients the fused "
                           "kernel unscales itself; use implementation: auto or foreach, or bf16-mixed")
     if impl == "auto":
+        flat = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
         fusable = not scaled_gradients and not sharded and all(
-            p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in params)
+            p.is_floating_point() and p.device.type in FUSED_ADAMW_DEVICES for p in flat)
         impl = "fused" if fusable else None
     kwargs = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}, None: {}}[impl]
     return torch.optim.AdamW(params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps,
                              weight_decay=spec.weight_decay, **kwargs)
+
+
+def param_groups(policy: nn.Module, spec: OptimizerSpec) -> list[dict[str, Any]]:
+    """The policy's trainable parameters as AdamW groups: the rest at ``spec.lr`` first, then one per part
+    named in ``spec.lr_scale`` (its ``lr`` scaled; the schedule then scales every group alike). Each group
+    records its ``lr_scale``, so the base learning rate is ``group["lr"] / group["lr_scale"]``.
+
+    Raises:
+        VlakitError: ``lr_scale`` names a part this policy does not have (e.g. ``expert`` without a
+            flow-matching expert), or the stage trains no parameter at all.
+    """
+    if not spec.lr_scale:
+        rest = [p for p in policy.parameters() if p.requires_grad]
+        return [{"params": rest, "lr": spec.lr, "lr_scale": 1.0}] if rest else []
+    parts = policy.trainable_groups()
+    unknown = sorted(set(spec.lr_scale) - set(parts))
+    if unknown:
+        raise VlakitError(f"train.optimizer.lr_scale names part(s) {unknown} that this policy does not have; "
+                          f"its parts are {sorted(parts)}")
+    scaled = {id(p) for name in spec.lr_scale for p in parts[name]}
+    groups = [{"params": [p for p in policy.parameters() if p.requires_grad and id(p) not in scaled],
+               "lr": spec.lr, "lr_scale": 1.0}]
+    groups += [{"params": [p for p in parts[name] if p.requires_grad], "lr": spec.lr * scale, "lr_scale": scale,
+                "part": name} for name, scale in spec.lr_scale.items()]
+    return [g for g in groups if g["params"]]
 
 
 class StageModule(pl.LightningModule):
@@ -162,7 +188,7 @@ class StageModule(pl.LightningModule):
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.policy.parameters() if p.requires_grad]
+        params = param_groups(self.policy, self.opt_spec)
         if not params:
             raise VlakitError(f"stage {self.stage.name!r}: no trainable parameters (trainable={self.stage.trainable})")
         trainer = self._trainer  # None when the module is used outside a Trainer
