@@ -54,19 +54,21 @@ def weights(policy) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in policy.state_dict().items()}
 
 
-@pytest.mark.parametrize("crash", [("pre", 5), ("post", 3), ("post", 4)])
-def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, crash):
+@pytest.mark.parametrize("crash,lr_scale", [(("pre", 5), None), (("post", 3), None), (("post", 4), None),
+                                            (("post", 3), {"heads": 3.0})])
+def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, crash, lr_scale):
+    train = spec(optimizer={"lr": 1e-2, "lr_scale": lr_scale}) if lr_scale else None  # parameter groups
     torch.manual_seed(0)
     ref = FakePolicy()
-    ref_result = run(ref, tmp_path / "ref")
+    ref_result = run(ref, tmp_path / "ref", train=train)
 
     torch.manual_seed(0)
     first = FakePolicy()
     with pytest.raises(RuntimeError, match="simulated kill"):
-        run(first, tmp_path / "run", callbacks=[Crash(*crash)])
+        run(first, tmp_path / "run", train=train, callbacks=[Crash(*crash)])
     torch.manual_seed(123)  # a fresh process: different RNG and fresh weights
     resumed = FakePolicy()
-    result = run(resumed, tmp_path / "run", resume=True)
+    result = run(resumed, tmp_path / "run", train=train, resume=True)
 
     for k, v in weights(ref).items():
         torch.testing.assert_close(weights(resumed)[k], v, rtol=0, atol=0, msg=k)
