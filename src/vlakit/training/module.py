@@ -75,7 +75,7 @@ def param_groups(policy: nn.Module, spec: OptimizerSpec) -> list[dict[str, Any]]
 
     Raises:
         VlakitError: ``lr_scale`` names a part this policy does not have (e.g. ``expert`` without a
-            flow-matching expert), or the stage trains no parameter at all.
+            flow-matching expert). A stage that trains nothing gets no groups (its module refuses it).
     """
     if not spec.lr_scale:
         rest = [p for p in policy.parameters() if p.requires_grad]
