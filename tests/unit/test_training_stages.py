@@ -197,7 +197,18 @@ def test_lr_scale_gives_a_part_its_own_learning_rate_under_the_schedule(tmp_path
         assert groups["heads"]["lr"] == pytest.approx(4.0 * groups["rest"]["lr"])  # after the schedule
     logged = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     last_post = [r for r in logged if r["stage"] == "post"][-1]
-    assert last_post["lr"] == pytest.approx(built[-1].param_groups[0]["lr"])  # the base, not the scaled rate
+    last_groups = {g.get("part", "rest"): g for g in built[-1].param_groups}
+    assert last_post["lr"] == pytest.approx(last_groups["rest"]["lr"])  # the base, not the scaled rate
+
+
+def test_base_lr_undoes_the_first_groups_scale():
+    from vlakit.training.callbacks import base_lr
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    scaled_first = torch.optim.AdamW([{"params": [a], "lr": 3e-2, "lr_scale": 3.0},
+                                      {"params": [b], "lr": 1e-2, "lr_scale": 1.0}])
+    assert base_lr(scaled_first) == pytest.approx(1e-2)
+    assert base_lr(torch.optim.AdamW([b], lr=5e-3)) == pytest.approx(5e-3)  # groups from before lr_scale
 
 
 def test_lr_scale_for_a_part_the_policy_lacks_is_named(tmp_path):

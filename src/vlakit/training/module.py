@@ -77,10 +77,7 @@ def param_groups(policy: nn.Module, spec: OptimizerSpec) -> list[dict[str, Any]]
         VlakitError: ``lr_scale`` names a part this policy does not have (e.g. ``expert`` without a
             flow-matching expert). A stage that trains nothing gets no groups (its module refuses it).
     """
-    if not spec.lr_scale:
-        rest = [p for p in policy.parameters() if p.requires_grad]
-        return [{"params": rest, "lr": spec.lr, "lr_scale": 1.0}] if rest else []
-    parts = policy.trainable_groups()
+    parts = policy.trainable_groups() if spec.lr_scale else {}
     unknown = sorted(set(spec.lr_scale) - set(parts))
     if unknown:
         raise VlakitError(f"train.optimizer.lr_scale names part(s) {unknown} that this policy does not have; "
