@@ -466,12 +466,15 @@ class VLAPolicy(nn.Module):
                 context = self.runner.run([text[0]], context=context).context()
             else:
                 context = decoded.context
+        head = self.heads[inference.actions_from]
+        if getattr(head, "reads_points", False) and points is None and self._asks and subtask is not None:
+            points = self.ask_points(observation, subtask, image_tokens=image_tokens)  # a given subtask's points
         state = observation.state.to(self.device)
         inputs = InferenceInputs(runner=self.runner, context=context, state_tokens=self.state_encoder.tokens(state),
                                  batch_size=b, start_token=tok.bos_id, eos_token=tok.eos_id,
-                                 embed_tokens=self.language.embed, logits=self.language.logits)
-        chunk = self.heads[inference.actions_from].sample(inputs, noise=noise,
-                                                          num_steps=num_steps or inference.num_steps)
+                                 embed_tokens=self.language.embed, logits=self.language.logits,
+                                 points=None if points is None else points.to(self.device))
+        chunk = head.sample(inputs, noise=noise, num_steps=num_steps or inference.num_steps)
         chunk.subtask = subtask
         chunk.points = points
         return chunk

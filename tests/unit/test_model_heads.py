@@ -276,3 +276,51 @@ def test_greedy_decode_stops_early_when_every_row_ended():
                         start_token=1, eos_token=2, allowed=torch.arange(10) > 0, max_tokens=50,
                         name="t", batch_size=2)
     assert out.finished.all() and lm.calls == 3 and out.ids == [[7, 7], [7, 7]]
+
+
+def test_point_input_adds_a_point_token_the_expert_reads_in_training_and_sampling():
+    """``point_input``: one expert token from the scaled subtask point and its known-flags, before the
+    actions; training reads the batch's points (noised by ``point_input_noise``), sampling the
+    inputs' points."""
+    head = flow_head(point_input=True)
+    assert "point_in_proj.weight" in head.state_dict() and "point_in_proj.weight" not in flow_head().state_dict()
+    inputs = training_inputs(b=2)
+    nan = float("nan")
+    inputs.batch.subtask_point = torch.tensor([[0.2, 0.7, nan, nan], [0.5, 0.1, 0.9, 0.3]])
+    names = [s.name for s in head.prepare(inputs).segments]
+    assert names == ["point", "actions"]
+    token = head.prepare(inputs).segments[0].embeds
+    feats = torch.tensor([[4 * (0.2 - 0.5), 4 * (0.7 - 0.5), 0, 0, 1, 1, 0, 0],
+                          [0.0, 4 * (0.1 - 0.5), 4 * (0.9 - 0.5), 4 * (0.3 - 0.5), 1, 1, 1, 1]])
+    torch.testing.assert_close(token, head.point_in_proj(feats)[:, None])
+    # noise moves the known coordinates only; unknown ones stay unknown (zero value, flag 0)
+    noisy = flow_head(point_input=True, point_input_noise=0.05)
+    seen = []
+    original = noisy.point_token
+    noisy.point_token = lambda points: seen.append(points) or original(points)
+    noisy.prepare(inputs)
+    moved = seen[0] - inputs.batch.subtask_point
+    assert moved[0, :2].abs().min() > 0 and moved[0, 2:].isnan().all() and moved[1].abs().min() > 0
+    assert moved[torch.isfinite(moved)].abs().max() < 0.5
+    inputs.batch.subtask_point = None
+    with pytest.raises(ValueError, match="point_input"):
+        head.prepare(inputs)
+
+    class Reading(_RecordingRunner):  # the action tokens' output is the point token's first channels
+        def run(self, segments, *, context=None, conds=None):
+            self.calls += 1
+            point = segments[0].embeds
+            return SimpleNamespace(hidden={"actions": point.expand(-1, 4, -1)})
+
+    def sample(points):
+        inputs = InferenceInputs(runner=Reading(head), context=None, state_tokens=None, batch_size=2,
+                                 start_token=1, eos_token=2, embed_tokens=None, logits=None, points=points)
+        return head.sample(inputs, noise=torch.zeros(2, 4, 3)).actions
+
+    a = sample(torch.tensor([[0.2, 0.7, 0.1, 0.1], [0.5, 0.5, nan, nan]]))
+    b = sample(torch.tensor([[0.25, 0.7, 0.1, 0.1], [0.5, 0.5, nan, nan]]))
+    assert not torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1])
+    with pytest.raises(ValueError, match="none was given"):
+        sample(None)
+    with pytest.raises(ValueError, match="point_dim"):
+        sample(torch.zeros(2, 3))

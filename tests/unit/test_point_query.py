@@ -327,3 +327,42 @@ def test_pointer_camera_must_be_a_model_camera():
 
     with pytest.raises(ValueError, match="square grid"):
         PointQuery(8, pointer="cam", num_tokens=12)
+
+
+@pytest.mark.parametrize("reads", [False, True])
+def test_with_point_input_the_expert_reads_the_asked_point_before_rounding(monkeypatch, reads):
+    """Two answers in the same grid cell write the same subtask text; only an expert that reads the
+    point itself (``flow_matching.point_input``) acts differently on them."""
+    extra = ["model.heads.flow_matching.point_input=true"] if reads else []
+    policy = tiny_policy("pi05_tiny", *ASK, *extra)
+    spec = policy.spec
+    obs = observation(spec, 2)
+    obs.prompt = ["push the red cube into the blue zone", "touch the green ball"]
+    noise = torch.randn(2, spec.horizon, spec.max_action_dim, generator=torch.Generator().manual_seed(3))
+    decoded = ["move behind the red cube at 1 1 to 4 4", "move to the green ball at 6 6"]
+    monkeypatch.setattr(policy.text_tokenizer, "decode", lambda ids: list(decoded))
+    _set_points(policy, [0.91, 0.12, 0.05, 0.55])
+    first = policy.sample_actions(obs, noise=noise)
+    _set_points(policy, [0.98, 0.17, 0.02, 0.58])
+    second = policy.sample_actions(obs, noise=noise)
+    assert first.subtask == second.subtask  # the same cells
+    assert torch.allclose(first.actions, second.actions, atol=1e-6) != reads
+    uncached = policy.sample_actions_uncached(obs, noise=noise)
+    monkeypatch.undo()
+    assert (uncached.actions - second.actions).abs().max() < 1e-5
+    forced = policy.sample_actions(obs, noise=noise, subtask=second.subtask)  # a given subtask's points are asked
+    assert (forced.actions - second.actions).abs().max() < 1e-5
+
+
+def test_point_input_needs_a_point_query():
+    with pytest.raises(RecipeError, match="point_input"):
+        load_recipe("pi05_tiny", ["model.heads.flow_matching.point_input=true"])
+    policy = tiny_policy("pi05_tiny", *QUERY, "model.heads.flow_matching.point_input=true")
+    b = batch(policy.spec, 2)
+    b.subtask_point = torch.tensor([[0.2, 0.7, 0.4, 0.4], [0.5, 0.5, float("nan"), float("nan")]])
+    policy.compute_loss(b, losses=["flow_matching"])["flow_matching"].backward()
+    proj = policy.heads["flow_matching"].point_in_proj
+    assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+    b.subtask_point = None
+    with pytest.raises(ValueError, match="point_input"):
+        policy.compute_loss(b, losses=["flow_matching"])

@@ -81,6 +81,8 @@ class InferenceInputs:
         eos_token: LM id that ends a generated segment.
         embed_tokens: long ``[B, N]`` -> ``[B, N, D_0]``.
         logits: expert-0 hidden ``[B, N, D_0]`` -> float32 ``[B, N, V]``.
+        points: the subtask points ``[B, P]`` in table coordinates (NaN where unknown) from the
+            policy's point query, or None without one.
     """
 
     runner: SequenceRunner
@@ -91,6 +93,7 @@ class InferenceInputs:
     eos_token: int
     embed_tokens: Callable[[Tensor], Tensor]
     logits: Callable[[Tensor], Tensor]
+    points: Tensor | None = None
 
 
 @dataclass

@@ -190,3 +190,11 @@ class ModelSpec(FrozenModel):
         if pointer is not None and pointer not in self.cameras:
             raise ValueError(f"point_query.pointer {pointer!r} is not one of model.cameras {self.cameras}")
         return self
+
+    @model_validator(mode="after")
+    def _point_input_has_query(self) -> ModelSpec:
+        reading = [name for name, head in self.heads.items() if getattr(head, "point_input", False)]
+        if reading and self.point_query is None:
+            raise ValueError(f"heads {reading} set point_input: the action expert reads the subtask point, which "
+                             "at inference comes from model.point_query; the recipe has none")
+        return self

@@ -66,6 +66,15 @@ class FlowMatchingConfig(ComponentConfig):
             the first Euler step) when ``point_weight`` > 0; the point loss reads only those. At
             lower t the noisy chunk gives the direction away, and with the gripper's state the
             point, so the expert would learn to read it there instead of from the observation.
+        point_input: the action expert also reads the subtask point as one token of its own (a
+            linear layer over the scaled table coordinates and which of them are known), besides the
+            grid numbers of the subtask text. Training reads ``Batch.subtask_point`` (where the
+            subtask happens); inference reads the policy's point query (``model.point_query``) before
+            its answer is rounded to the text's grid, so the expert is not limited to the grid's
+            precision. False (openpi) adds no layer and no token.
+        point_input_noise: standard deviation (table units) of Gaussian noise added to the points the
+            expert reads in training, so that it does not trust them beyond what the point query's
+            answers are worth at inference.
     """
 
     type: Literal["flow_matching"] = "flow_matching"
@@ -81,6 +90,8 @@ class FlowMatchingConfig(ComponentConfig):
     point_weight: float = Field(0.0, ge=0.0)
     point_dim: int = Field(4, ge=1)
     point_share: float = Field(0.25, gt=0.0, le=1.0)
+    point_input: bool = False
+    point_input_noise: float = Field(0.0, ge=0.0)
 
     @field_validator("time_beta")
     @classmethod
@@ -101,7 +112,9 @@ class FlowMatchingConfig(ComponentConfig):
             horizon=context.horizon, steps=self.steps, loss_mask=self.loss_mask, noise_samples=self.noise_samples,
             time_beta=self.time_beta, prediction=self.prediction, noise_correlation=self.noise_correlation,
             point_proj=nn.Linear(width, self.point_dim) if self.point_weight > 0 else None,
-            point_weight=self.point_weight, point_share=self.point_share)
+            point_weight=self.point_weight, point_share=self.point_share,
+            point_in_proj=nn.Linear(2 * self.point_dim, width) if self.point_input else None,
+            point_input_noise=self.point_input_noise)
 
 
 def sample_time(batch_size: int, *, device: torch.device | str = "cpu",
@@ -123,7 +136,8 @@ class FlowMatchingHead(ActionHead):
                  loss_mask: Literal["masked", "openpi_unmasked"] = "masked", noise_samples: int = 1,
                  time_beta: tuple[float, float] = (1.5, 1.0),
                  prediction: Literal["velocity", "actions"] = "velocity", noise_correlation: float = 0.0,
-                 point_proj: nn.Linear | None = None, point_weight: float = 0.0, point_share: float = 0.25) -> None:
+                 point_proj: nn.Linear | None = None, point_weight: float = 0.0, point_share: float = 0.25,
+                 point_in_proj: nn.Linear | None = None, point_input_noise: float = 0.0) -> None:
         super().__init__()
         if noise_samples < 1:
             raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
@@ -151,6 +165,18 @@ class FlowMatchingHead(ActionHead):
         if not 0.0 < point_share <= 1.0:
             raise ValueError(f"point_share must be in (0, 1], got {point_share}")
         self.point_share = float(point_share)
+        if point_in_proj is not None and point_in_proj.in_features % 2:
+            raise ValueError(f"point_in_proj reads values and their known-flags: in_features must be even, "
+                             f"got {point_in_proj.in_features}")
+        self.point_in_proj = point_in_proj
+        if point_input_noise < 0:
+            raise ValueError(f"point_input_noise must be >= 0, got {point_input_noise}")
+        self.point_input_noise = float(point_input_noise)
+
+    @property
+    def reads_points(self) -> bool:
+        """Whether the expert reads the subtask point as a token (``point_input``)."""
+        return self.point_in_proj is not None
 
     def noise(self, shape: tuple[int, ...], *, device: torch.device | str) -> Tensor:
         """Standard normal ``[B, H, A]``, correlated along H by ``noise_correlation``."""
@@ -165,8 +191,27 @@ class FlowMatchingHead(ActionHead):
     def action_dim(self) -> int:
         return self.action_in_proj.in_features
 
-    def suffix(self, x_t: Tensor, time: Tensor, state_tokens: Tensor | None) -> tuple[list[Segment], Tensor | None]:
-        """Noisy chunk ``[B, H, A]`` and time ``[B]`` -> (state/action segments, adaRMS condition or None)."""
+    def point_token(self, points: Tensor | None) -> Tensor:
+        """Subtask points ``[B, P]`` (table coordinates, NaN where unknown) -> the expert's point token
+        ``[B, 1, D_e]``."""
+        assert self.point_in_proj is not None
+        dim = self.point_in_proj.in_features // 2
+        if points is None:
+            raise ValueError("flow_matching.point_input: the action expert reads the subtask point, but none was "
+                             "given (training batches need 'subtask_point', as tabletop sources with "
+                             "subtask_points carry; inference needs model.point_query)")
+        if points.ndim != 2 or points.shape[1] != dim:
+            raise ValueError(f"subtask points are {list(points.shape)}, the flow head's point_dim gives [B, {dim}]")
+        points = points.to(device=self.point_in_proj.weight.device, dtype=torch.float32)
+        known = torch.isfinite(points)
+        scaled = torch.where(known, 4.0 * (points - 0.5), torch.zeros_like(points))
+        feats = torch.cat([scaled, known.float()], dim=1).to(self.point_in_proj.weight.dtype)
+        return self.point_in_proj(feats)[:, None]
+
+    def suffix(self, x_t: Tensor, time: Tensor, state_tokens: Tensor | None,
+               points: Tensor | None = None) -> tuple[list[Segment], Tensor | None]:
+        """Noisy chunk ``[B, H, A]`` and time ``[B]`` (and, with ``point_input``, the subtask points
+        ``[B, P]``) -> (state/point/action segments, adaRMS condition or None)."""
         tokens = self.action_in_proj(x_t.to(self.action_in_proj.weight.dtype))
         tokens, cond = self.time_conditioning(tokens, time)
         b, h = tokens.shape[:2]
@@ -174,6 +219,10 @@ class FlowMatchingHead(ActionHead):
         if state_tokens is not None:
             segs.append(Segment("state", state_tokens, torch.ones(state_tokens.shape[:2], dtype=torch.bool,
                                                                   device=tokens.device),
+                                expert=self.expert_index, attention="block"))
+        if self.point_in_proj is not None:
+            point = self.point_token(points).to(tokens.dtype)
+            segs.append(Segment("point", point, torch.ones(b, 1, dtype=torch.bool, device=tokens.device),
                                 expert=self.expert_index, attention="block"))
         segs.append(Segment("actions", tokens, torch.ones(b, h, dtype=torch.bool, device=tokens.device),
                             expert=self.expert_index, attention="block"))
@@ -193,7 +242,12 @@ class FlowMatchingHead(ActionHead):
             time = torch.where(at_noise, torch.ones_like(time), time)
             aux["at_noise"] = at_noise
         x_t = time[:, None, None] * noise + (1.0 - time[:, None, None]) * actions
-        segs, cond = self.suffix(x_t, time, inputs.state_tokens)
+        points = None
+        if self.point_in_proj is not None:
+            points = inputs.batch.subtask_point
+            if points is not None and self.point_input_noise > 0:
+                points = points.float() + self.point_input_noise * torch.randn_like(points.float())
+        segs, cond = self.suffix(x_t, time, inputs.state_tokens, points)
         conds = {self.expert_index: cond} if cond is not None else {}
         aux["target"] = noise - actions if self.prediction == "velocity" else actions
         return HeadPass(segments=segs, conds=conds, aux=aux)
@@ -248,7 +302,7 @@ class FlowMatchingHead(ActionHead):
         dt = -1.0 / steps
         for i in range(steps):
             time = torch.full((b,), 1.0 - i / steps, device=device)
-            segs, cond = self.suffix(x, time, inputs.state_tokens)
+            segs, cond = self.suffix(x, time, inputs.state_tokens, inputs.points)
             hidden = inputs.runner.run(segs, context=inputs.context,
                                        conds={self.expert_index: cond}).hidden["actions"]
             out = self.action_out_proj(hidden).float()
