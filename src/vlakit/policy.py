@@ -473,7 +473,8 @@ class VLAPolicy(nn.Module):
         inputs = InferenceInputs(runner=self.runner, context=context, state_tokens=self.state_encoder.tokens(state),
                                  batch_size=b, start_token=tok.bos_id, eos_token=tok.eos_id,
                                  embed_tokens=self.language.embed, logits=self.language.logits,
-                                 points=None if points is None else points.to(self.device))
+                                 points=None if points is None else points.to(self.device),
+                                 noise_scale=inference.noise_scale)
         chunk = head.sample(inputs, noise=noise, num_steps=num_steps or inference.num_steps)
         chunk.subtask = subtask
         chunk.points = points

@@ -324,3 +324,24 @@ def test_point_input_adds_a_point_token_the_expert_reads_in_training_and_samplin
         sample(None)
     with pytest.raises(ValueError, match="point_dim"):
         sample(torch.zeros(2, 3))
+
+
+def test_noise_scale_scales_the_noise_the_sampler_draws_but_not_given_noise():
+    head = flow_head(time_conditioning="concat_mlp")
+    with torch.no_grad():
+        head.action_out_proj.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+
+    def sample(scale, noise=None, seed=0):
+        inputs = InferenceInputs(runner=_RecordingRunner(head), context=None, state_tokens=None, batch_size=2,
+                                 start_token=1, eos_token=2, embed_tokens=None, logits=None, noise_scale=scale)
+        torch.manual_seed(seed)
+        return head.sample(inputs, noise=noise, num_steps=5).actions
+
+    shift = torch.tensor([0.5, -1.0, 2.0])  # zero hidden: the chunk ends at noise - bias
+    torch.manual_seed(4)
+    drawn = head.noise((2, 4, 3), device="cpu")
+    torch.testing.assert_close(sample(1.0, seed=4), drawn - shift)
+    torch.testing.assert_close(sample(0.5, seed=4), 0.5 * drawn - shift)
+    torch.testing.assert_close(sample(0.0, seed=1), (-shift).expand(2, 4, 3))  # deterministic
+    torch.testing.assert_close(sample(0.0, seed=2), sample(0.0, seed=3))
+    torch.testing.assert_close(sample(0.0, noise=drawn), drawn - shift)  # given noise is used as given

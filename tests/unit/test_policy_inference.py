@@ -135,3 +135,16 @@ def test_a_given_subtask_conditions_the_actions_like_the_predicted_one():
     plain = tiny_policy("pi05_tiny")
     with pytest.raises(PolicyInputError, match="predict_subtask is false"):
         plain.sample_actions(observation(plain.spec, 1), subtask=["pick up the red cube"])
+
+
+def test_inference_noise_scale_zero_makes_the_flow_policy_deterministic():
+    from vlakit.recipe.errors import RecipeError
+    from vlakit.recipe.load import load_recipe
+
+    obs = observation(tiny_policy("pi05_tiny").spec, 2)
+    for scale, same in ((1.0, False), (0.0, True)):
+        policy = tiny_policy("pi05_tiny", f"model.inference.noise_scale={scale}")
+        first, second = policy.sample_actions(obs), policy.sample_actions(obs)
+        assert torch.allclose(first.actions, second.actions) == same
+    with pytest.raises(RecipeError, match="noise_scale"):
+        load_recipe("pi05_tiny", ["model.inference.noise_scale=-0.5"])

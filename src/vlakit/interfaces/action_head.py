@@ -83,6 +83,7 @@ class InferenceInputs:
         logits: expert-0 hidden ``[B, N, D_0]`` -> float32 ``[B, N, V]``.
         points: the subtask points ``[B, P]`` in table coordinates (NaN where unknown) from the
             policy's point query, or None without one.
+        noise_scale: factor on the noise a sampling head draws itself (``inference.noise_scale``).
     """
 
     runner: SequenceRunner
@@ -94,6 +95,7 @@ class InferenceInputs:
     embed_tokens: Callable[[Tensor], Tensor]
     logits: Callable[[Tensor], Tensor]
     points: Tensor | None = None
+    noise_scale: float = 1.0
 
 
 @dataclass

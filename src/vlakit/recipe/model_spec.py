@@ -21,6 +21,10 @@ class InferenceSpec(FrozenModel):
     max_subtask_tokens: int = Field(16, ge=1)
     #: Euler steps for flow matching (None = the head's default)
     num_steps: int | None = Field(None, ge=1)
+    #: scale of the noise the flow-matching sampler starts from (openpi: 1, a sample of the learned
+    #: action distribution; 0 starts every chunk from zero, a deterministic policy). Noise passed to
+    #: ``sample_actions`` explicitly is used as given.
+    noise_scale: float = Field(1.0, ge=0.0)
 
 
 def _regex(v: str) -> re.Pattern[str]:

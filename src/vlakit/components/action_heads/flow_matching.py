@@ -4,7 +4,8 @@ Convention (openpi): t = 1 is noise, t = 0 is data. Training draws ``t ~ 0.999 B
 per sample (openpi: a = 1.5, b = 1, the ``time_beta`` default), feeds ``x_t = t noise + (1 - t) a``
 and regresses the velocity ``noise - a`` (or, with ``prediction: actions``, ``a`` itself). Inference
 runs Euler steps from t = 1 to 0 (``dt = -1 / steps``) with only the action expert over the cached
-prefix.
+prefix, from standard normal noise times ``inference.noise_scale`` (1 in openpi; 0 starts from
+zero, a deterministic policy).
 
 Segments (expert ``expert_index``): an optional state token block (π0) and the action block,
 bidirectional within itself, seeing the prefix and subtask text (FAST tokens hide themselves).
@@ -295,7 +296,7 @@ class FlowMatchingHead(ActionHead):
         device = self.action_in_proj.weight.device
         shape = (b, self.horizon, self.action_dim)
         if noise is None:
-            noise = self.noise(shape, device=device)
+            noise = self.noise(shape, device=device) * inputs.noise_scale
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must be [B, H, A] = {list(shape)}, got {list(noise.shape)}")
         x = noise.to(device=device, dtype=torch.float32)
