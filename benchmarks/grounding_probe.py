@@ -221,9 +221,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"unknown reader(s) {unknown}; choose from {sorted(READERS)}")
     torch.set_num_threads(1)
     console = Console(width=None if sys.stdout.isatty() else 160)  # a log file gets the full table
-    # overhead camera only; no subtask decoding before the flow reader's actions (nothing trains it)
+    # overhead camera only; no subtask decoding before the flow reader's actions (nothing trains it);
+    # the expert must find the object itself, so it is not handed the subtask point (point_input)
     recipe = load_recipe(args.recipe, ["model.cameras=[overhead]", "model.inference.predict_subtask=false",
-                                       *args.overrides])
+                                       "model.heads.flow_matching.point_input=false", *args.overrides])
     if args.vision != "scratch" and (recipe.train is None or recipe.train.vision_pretrain is None):
         raise SystemExit(f"recipe {args.recipe} has no train.vision_pretrain to compare against")
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())

@@ -219,8 +219,8 @@ def test_oracle_subtasks_give_the_policy_the_envs_label_formatted_like_its_data(
     env = TabletopEnv(TabletopConfig(families=("pick_place",)))
     obs = env.reset(seed=3)
     target = env.world.positions[env.task.target]
-    plain_text = ["model.point_query=null", "data.sources.robot.subtask_points=null",
-                  "data.sources.subtasks.subtask_points=null"]
+    plain_text = ["model.point_query=null", "model.heads.flow_matching.point_input=false",
+                  "data.sources.robot.subtask_points=null", "data.sources.subtasks.subtask_points=null"]
     plain = _RecordingPolicy(load_recipe("pi05_tabletop_tiny", plain_text))
     step = PolicyActor(plain, subtasks="oracle").act(obs)
     assert plain.given == [[env.subtask()]] and step.subtask == env.subtask()
