@@ -265,6 +265,23 @@ def test_cli_eval_with_oracle_subtasks_conditions_on_the_envs_labels(trained, tm
         assert not np.allclose(predicted.actions, oracle.actions)
 
 
+def test_cli_eval_noise_scale_overrides_the_recipes_for_that_evaluation(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from vlakit.cli.main import app
+
+    saved = (trained.policy_dir / "recipe.yaml").read_bytes()
+    assert load_policy(trained.policy_dir).recipe.model.inference.noise_scale == 0.0  # the default recipe's
+    for scale, out in (("1", "unit"), (None, "recipe")):
+        extra = ["--noise-scale", scale] if scale else []
+        result = CliRunner().invoke(app, ["eval", str(trained.policy_dir), "-n", "1", "--split", "train",
+                                          "--out", str(tmp_path / out), *extra])
+        assert result.exit_code == 0, result.output
+        report = json.loads((tmp_path / out / "eval_report.json").read_text())
+        assert report["noise_scale"] == (1.0 if scale else 0.0)
+    assert (trained.policy_dir / "recipe.yaml").read_bytes() == saved
+
+
 def test_point_query_policy_trains_saves_loads_and_fills_its_subtasks(cache, tmp_path):
     """model.point_query end to end: the point loss trains (its stage weight is logged), the query's
     weights load back exactly, and the loaded policy writes its points into the subtask it predicts."""

@@ -66,6 +66,14 @@ def test_eval_oracle_subtasks_are_for_the_policy_only(tmp_path):
     assert not (tmp_path / "eval_report.json").exists()
 
 
+def test_eval_noise_scale_is_for_the_policy_only_and_not_negative(tmp_path):
+    result = runner.invoke(app, ["eval", "--actor", "expert", "--noise-scale", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--noise-scale applies to the policy" in flat(result)
+    result = runner.invoke(app, ["eval", "--actor", "expert", "--noise-scale", "-1", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "noise-scale" in flat(result)
+    assert not (tmp_path / "eval_report.json").exists()
+
+
 def test_resume_accepts_a_recipe_saved_before_new_fields_with_defaults(tmp_path):
     """A run begun by an older vlakit saved its resolved recipe without fields added since (with
     their defaults); resuming it with the same recipe works, and a real change is still refused."""

@@ -45,7 +45,7 @@ def train(
 
 def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: str | None, splits: list[str] | None,
               episodes: int | None, replan_every: int | None, seed: int | None, out: Path, title: str,
-              batch_size: int | None = None, subtasks: str | None = None) -> Any:
+              batch_size: int | None = None, subtasks: str | None = None, noise_scale: float | None = None) -> Any:
     from vlakit.errors import VlakitError
     from vlakit.evaluation import ExpertActor, PolicyActor, RandomActor, evaluate
     from vlakit.registry import ENVS
@@ -58,6 +58,12 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
 
         loaded = load_policy(policy_dir)
         recipe = loaded.recipe
+        if noise_scale is not None:  # this evaluation only; the folder's recipe is unchanged
+            spec_ = loaded.policy.spec
+            loaded.policy.spec = spec_.model_copy(
+                update={"inference": spec_.inference.model_copy(update={"noise_scale": float(noise_scale)})})
+    elif noise_scale is not None:
+        raise VlakitError(f"--noise-scale applies to the policy's flow sampler, not to --actor {actor.value}")
     spec = recipe.eval if recipe is not None else None
     if env is not None and (spec is None or spec.env.type != env):
         env_spec = ENVS.config_class(env)()
@@ -82,7 +88,8 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
                     batch_size=batch_size or (spec.batch_size if spec else 1),
                     console=console, title=title,
                     info={"actor": actor.value, "policy_dir": str(policy_dir) if policy_dir else None,
-                          "subtasks": subtasks if actor is ActorChoice.policy else None})
+                          "subtasks": subtasks if actor is ActorChoice.policy else None,
+                          "noise_scale": loaded.policy.spec.inference.noise_scale if loaded is not None else None})
 
 
 def eval_cmd(
@@ -102,12 +109,16 @@ def eval_cmd(
     subtasks: SubtaskChoice = typer.Option(None, "--subtasks", help="'oracle': give the policy the env's subtask "
                                            "labels instead of its own predictions (the low-level policy under a "
                                            "perfect high-level one). Default: the recipe's eval.subtasks."),
+    noise_scale: float = typer.Option(None, "--noise-scale", min=0.0, help="Scale of the noise each flow-matching "
+                                      "chunk is sampled from (1: openpi; 0: a deterministic policy). Default: the "
+                                      "policy's recipe (model.inference.noise_scale)."),
 ) -> None:
     """Closed-loop evaluation: success per task family and split (95% Wilson CI), episode length, latency."""
     out_dir = out or ((policy_dir.parent / "eval") if policy_dir else Path("runs") / f"eval_{actor.value}")
     report = _evaluate(policy_dir=policy_dir, recipe=None, actor=actor, env=env, splits=split, episodes=episodes,
                        replan_every=replan_every, seed=seed, out=out_dir, title=f"{actor.value} evaluation",
-                       batch_size=batch_size, subtasks=subtasks.value if subtasks else None)
+                       batch_size=batch_size, subtasks=subtasks.value if subtasks else None,
+                       noise_scale=noise_scale)
     console.print(f"report: [bold]{report.files['json']}[/]; episode strip: {report.files['png']}")
 
 
