@@ -300,11 +300,16 @@ def test_point_input_adds_a_point_token_the_expert_reads_in_training_and_samplin
     noisy.point_token = lambda points: seen.append(points) or original(points)
     noisy.prepare(inputs)
     moved = seen[0] - inputs.batch.subtask_point
-    assert moved[0, :2].abs().min() > 0 and moved[0, 2:].isnan().all() and moved[1].abs().min() > 0
+    assert moved[0, :2].abs().min() > 0 and moved[1].abs().min() > 0
     assert moved[torch.isfinite(moved)].abs().max() < 0.5
+    noisy_feats = torch.cat([torch.nan_to_num(4 * (seen[0] - 0.5)), torch.isfinite(seen[0]).float()], dim=1)
+    assert noisy_feats[0, 6:].eq(0).all() and noisy_feats[0, 2:4].eq(0).all()  # row 0's zone stays unknown
+    torch.testing.assert_close(noisy.point_token(seen[0]), noisy.point_in_proj(noisy_feats)[:, None])
     inputs.batch.subtask_point = None
     with pytest.raises(ValueError, match="point_input"):
         head.prepare(inputs)
+    inputs.batch.has_actions[:] = False  # no flow target (e.g. VQA only): no point is needed
+    assert [s.name for s in head.prepare(inputs).segments] == ["point", "actions"]
 
     class Reading(_RecordingRunner):  # the action tokens' output is the point token's first channels
         def run(self, segments, *, context=None, conds=None):

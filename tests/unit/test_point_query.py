@@ -357,6 +357,9 @@ def test_with_point_input_the_expert_reads_the_asked_point_before_rounding(monke
 def test_point_input_needs_a_point_query():
     with pytest.raises(RecipeError, match="point_input"):
         load_recipe("pi05_tiny", ["model.heads.flow_matching.point_input=true"])
+    with pytest.raises(RecipeError, match="predict_subtask"):  # asking needs a predicted subtask
+        load_recipe("pi05_tiny", [*ASK, "model.heads.flow_matching.point_input=true",
+                                  "model.inference.predict_subtask=false"])
     policy = tiny_policy("pi05_tiny", *QUERY, "model.heads.flow_matching.point_input=true")
     b = batch(policy.spec, 2)
     b.subtask_point = torch.tensor([[0.2, 0.7, 0.4, 0.4], [0.5, 0.5, float("nan"), float("nan")]])

@@ -59,6 +59,9 @@ def _evaluate(*, policy_dir: Path | None, recipe: Any, actor: ActorChoice, env: 
         loaded = load_policy(policy_dir)
         recipe = loaded.recipe
         if noise_scale is not None:  # this evaluation only; the folder's recipe is unchanged
+            if recipe.model.inference.actions_from != "flow_matching":
+                raise VlakitError(f"--noise-scale applies to flow-matching sampling; policy {recipe.name!r} takes its "
+                                  f"actions from {recipe.model.inference.actions_from}")
             spec_ = loaded.policy.spec
             loaded.policy.spec = spec_.model_copy(
                 update={"inference": spec_.inference.model_copy(update={"noise_scale": float(noise_scale)})})

@@ -201,4 +201,7 @@ class ModelSpec(FrozenModel):
         if reading and self.point_query is None:
             raise ValueError(f"heads {reading} set point_input: the action expert reads the subtask point, which "
                              "at inference comes from model.point_query; the recipe has none")
+        if reading and self.point_query.ask is not None and not self.inference.predict_subtask:
+            raise ValueError(f"heads {reading} set point_input with point_query.ask, which asks about the predicted "
+                             "subtask; set inference.predict_subtask: true (or drop ask)")
         return self

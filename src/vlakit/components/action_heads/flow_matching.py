@@ -246,6 +246,9 @@ class FlowMatchingHead(ActionHead):
         points = None
         if self.point_in_proj is not None:
             points = inputs.batch.subtask_point
+            if points is None and not bool(inputs.batch.has_actions.any()):  # no flow target: nothing to read
+                points = torch.full((actions.shape[0], self.point_in_proj.in_features // 2), float("nan"),
+                                    device=actions.device)
             if points is not None and self.point_input_noise > 0:
                 points = points.float() + self.point_input_noise * torch.randn_like(points.float())
         segs, cond = self.suffix(x_t, time, inputs.state_tokens, points)
