@@ -233,8 +233,8 @@ def test_oracle_subtasks_give_the_policy_the_envs_label_formatted_like_its_data(
     assert predicted.given == [None]  # nothing given: the policy predicts its own
 
     with pytest.raises(VlakitError, match="predict_subtask is false"):
-        PolicyActor(_RecordingPolicy(load_recipe("pi05_tabletop_tiny", ["model.inference.predict_subtask=false"])),
-                    subtasks="oracle")
+        no_subtask = ["model.inference.predict_subtask=false", "model.heads.flow_matching.point_input=false"]
+        PolicyActor(_RecordingPolicy(load_recipe("pi05_tabletop_tiny", no_subtask)), subtasks="oracle")
     unlabelled = EnvObservation(images=obs.images, state=obs.state, prompt=obs.prompt, info={})
     with pytest.raises(VlakitError, match=r"info\['subtask'\]"):
         PolicyActor(plain, subtasks="oracle").act(unlabelled)
