@@ -34,7 +34,7 @@ from vlakit.interfaces.state import StateEncoder
 from vlakit.interfaces.vision import VisionEncoder
 from vlakit.nn.attention import KVCache
 from vlakit.nn.decoding import greedy_decode
-from vlakit.nn.point_regression import point_mse, to_table
+from vlakit.nn.point_regression import point_mse, to_scaled, to_table
 from vlakit.nn.runner import Context, RunResult, SequenceRunner
 from vlakit.nn.segments import Segment, hides
 from vlakit.types import ActionChunk, Batch, Observation
@@ -81,7 +81,7 @@ class PointQuery(nn.Module):
         centre = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid
         x = centre.repeat(grid)
         y = (1.0 - centre).repeat_interleave(grid)
-        self.cells = nn.Parameter(4.0 * (torch.stack([x, y], dim=-1) - 0.5))
+        self.cells = nn.Parameter(to_scaled(torch.stack([x, y], dim=-1)))
 
     def segment(self, batch_size: int, device: torch.device) -> Segment:
         """One token after the prompt, in a block of its own, attended by no other segment."""
@@ -467,13 +467,13 @@ class VLAPolicy(nn.Module):
             else:
                 context = decoded.context
         head = self.heads[inference.actions_from]
-        if getattr(head, "reads_points", False) and points is None and self._asks and subtask is not None:
+        if head.reads_points and points is None and self._asks and subtask is not None:
             points = self.ask_points(observation, subtask, image_tokens=image_tokens)  # a given subtask's points
         state = observation.state.to(self.device)
         inputs = InferenceInputs(runner=self.runner, context=context, state_tokens=self.state_encoder.tokens(state),
                                  batch_size=b, start_token=tok.bos_id, eos_token=tok.eos_id,
                                  embed_tokens=self.language.embed, logits=self.language.logits,
-                                 points=None if points is None else points.to(self.device),
+                                 points=points,
                                  noise_scale=inference.noise_scale)
         chunk = head.sample(inputs, noise=noise, num_steps=num_steps or inference.num_steps)
         chunk.subtask = subtask

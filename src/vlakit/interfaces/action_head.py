@@ -145,6 +145,12 @@ class ActionHead(nn.Module, ABC):
                num_steps: int | None = None) -> ActionChunk:
         """Actions ``[B, H, A]`` (normalised units) for the context in ``inputs``."""
 
+    @property
+    def reads_points(self) -> bool:
+        """Whether :meth:`sample` reads ``InferenceInputs.points`` (the policy then supplies them).
+        Default: no."""
+        return False
+
     def stats(self) -> dict[str, int]:
         """Counters worth logging (e.g. samples skipped). Default: none."""
         return {}

@@ -11,8 +11,13 @@ import torch
 from torch import Tensor
 
 
+def to_scaled(table: Tensor) -> Tensor:
+    """Table coordinates -> the scaled space, ``4 (p - 0.5)`` (NaN stays NaN)."""
+    return 4.0 * (table - 0.5)
+
+
 def to_table(scaled: Tensor) -> Tensor:
-    """Scaled predictions -> table coordinates (the inverse of the target scaling)."""
+    """Scaled predictions -> table coordinates (the inverse of :func:`to_scaled`)."""
     return scaled / 4.0 + 0.5
 
 
@@ -23,5 +28,5 @@ def point_mse(pred: Tensor, target: Tensor, *, known: Tensor | None = None) -> T
     mask = torch.isfinite(target)
     if known is not None:
         mask = mask & known
-    err = (pred - 4.0 * (torch.nan_to_num(target) - 0.5)).pow(2) * mask.float()
+    err = (pred - to_scaled(torch.nan_to_num(target))).pow(2) * mask.float()
     return err.sum() / mask.sum().clamp_min(1)

@@ -23,7 +23,7 @@ from vlakit.config import ComponentConfig
 from vlakit.interfaces.action_head import ActionHead, HeadContext, HeadPass, InferenceInputs, TrainingInputs
 from vlakit.interfaces.language import ExpertRequest
 from vlakit.interfaces.time_conditioning import TimeConditioning
-from vlakit.nn.point_regression import point_mse
+from vlakit.nn.point_regression import point_mse, to_scaled
 from vlakit.nn.segments import Segment
 from vlakit.recipe.fields import Component
 from vlakit.registry import ACTION_HEADS
@@ -205,7 +205,7 @@ class FlowMatchingHead(ActionHead):
             raise ValueError(f"subtask points are {list(points.shape)}, the flow head's point_dim gives [B, {dim}]")
         points = points.to(device=self.point_in_proj.weight.device, dtype=torch.float32)
         known = torch.isfinite(points)
-        scaled = torch.where(known, 4.0 * (points - 0.5), torch.zeros_like(points))
+        scaled = torch.where(known, to_scaled(points), torch.zeros_like(points))
         feats = torch.cat([scaled, known.float()], dim=1).to(self.point_in_proj.weight.dtype)
         return self.point_in_proj(feats)[:, None]
 
